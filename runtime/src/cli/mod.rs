@@ -1,0 +1,80 @@
+//! The `weir` command line. The only module that reads argv and the
+//! environment.
+
+mod run;
+mod udf;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit code of a pipeline that failed while running.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code of a manifest, function or input that is unusable (nothing ran).
+pub const EXIT_INVALID: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "weir",
+    version,
+    about = "Stream processing with user functions as sandboxed WebAssembly components"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs a pipeline locally until its input ends (or Ctrl-C).
+    Run {
+        /// The pipeline manifest (YAML or JSON).
+        manifest: PathBuf,
+        /// Directories holding NAME@VERSION.wasm components (repeatable).
+        #[arg(long = "udf-dir", env = "WEIR_UDF_DIR", value_delimiter = ':')]
+        udf_dirs: Vec<PathBuf>,
+        /// Print no summary.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Works with function components.
+    Udf {
+        #[command(subcommand)]
+        command: UdfCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UdfCommand {
+    /// Checks a component and shows what it imports, exports and can serve.
+    Inspect {
+        /// The component file.
+        file: PathBuf,
+    },
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            manifest,
+            udf_dirs,
+            quiet,
+        } => run::run(&manifest, udf_dirs, quiet),
+        Command::Udf {
+            command: UdfCommand::Inspect { file },
+        } => udf::inspect(&file),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,weir=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

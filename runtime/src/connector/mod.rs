@@ -1,0 +1,50 @@
+//! Connectors: where records come from ([`Source`]) and where they go
+//! ([`Sink`], dead letters).
+//!
+//! Sources produce batches of raw lines (or generated records); decoding the
+//! format is an operator (`operator::decode`), so it runs in parallel after
+//! the source. Sinks write values as lines.
+
+pub mod bids;
+pub mod dead_letter;
+pub mod file_source;
+pub mod lines;
+pub mod sink;
+pub mod stream_source;
+
+use crate::types::Batch;
+use std::io;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What a source read.
+#[derive(Debug)]
+pub enum Read {
+    /// Some records.
+    Batch(Batch),
+    /// Nothing yet (the caller checks for cancellation and asks again).
+    Idle,
+    /// The input is exhausted.
+    End,
+}
+
+/// One split of a source, read by one subtask.
+pub trait Source: Send {
+    /// Reads up to `max` records; blocks at most about 100 ms.
+    fn read(&mut self, max: usize) -> io::Result<Read>;
+}
+
+/// One subtask's output.
+pub trait Sink: Send {
+    /// Writes the records of `batch`.
+    fn write(&mut self, batch: &Batch) -> io::Result<()>;
+    /// Flushes everything written; called once at the end.
+    fn finish(&mut self) -> io::Result<()>;
+}
+
+/// Processing time now, ms since the epoch (the timestamp of records read
+/// without an event-time field).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,34 @@
+//! # Weir runtime
+//!
+//! A stream processor whose user functions are sandboxed WebAssembly
+//! components. The runtime owns everything that must be correct and durable
+//! (sources, batches, keys, time, dead letters, sinks); functions turn input
+//! records into output records, one batch per call.
+//!
+//! Modules, in dependency order (a module imports only those before it):
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`types`] | `Batch`, `Message`, time, key groups, `UdfRef` — the leaf |
+//! | [`manifest`] | pipeline manifests: parsing and validation |
+//! | [`time`] | watermark bookkeeping (pure) |
+//! | [`operator`] | the `Operator` trait, the `UdfInvoker` seam, decode, key_by, UDF steps |
+//! | [`wasm`] | wasmtime: loading, checking and running components (implements `UdfInvoker`) |
+//! | [`connector`] | sources, sinks, dead-letter writers |
+//! | [`exec`] | threads, channels, partitioning, the task loop |
+//! | [`job`] | manifest → plan → run → summary |
+//! | [`cli`] | the `weir` command line |
+//!
+//! Only `wasm` imports wasmtime; only `cli` reads argv and the environment.
+
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod connector;
+pub mod exec;
+pub mod job;
+pub mod manifest;
+pub mod operator;
+pub mod time;
+pub mod types;
+pub mod wasm;

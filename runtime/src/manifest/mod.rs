@@ -1,0 +1,340 @@
+//! Pipeline manifests: YAML (or JSON) in, a validated [`Manifest`] out.
+//!
+//! Two stages, as in ripgrep's flags: [`raw`] is exactly what the user wrote
+//! (serde, unknown fields refused), [`Manifest`] is what the executor runs,
+//! built only after every field checked out. Every error names the place in
+//! the document (`steps[1].map.udf: ...`) and what would be accepted there.
+//! Relative paths are resolved against the manifest's directory.
+
+mod raw;
+mod units;
+
+pub use units::{parse_duration, parse_size};
+
+use crate::types::{UdfRef, DEFAULT_MAX_PARALLELISM};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use weir_json::Pointer;
+
+/// A validated pipeline.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// Pipeline name: 1–64 of `a-z`, `0-9`, `-`, `_`, starting with a letter or digit.
+    pub name: String,
+    /// Parallel subtasks of every step after the source.
+    pub parallelism: u32,
+    /// Number of key groups (upper bound for rescaling).
+    pub max_parallelism: u32,
+    /// Records per batch read from a source.
+    pub batch_size: usize,
+    /// Where records come from.
+    pub source: SourceSpec,
+    /// What happens to them, in order.
+    pub steps: Vec<StepSpec>,
+    /// Where results go.
+    pub sink: SinkSpec,
+    /// Where records go that could not be processed, with the reason.
+    pub dead_letter: OutputSpec,
+}
+
+/// Where a pipeline reads.
+#[derive(Debug, Clone)]
+pub struct SourceSpec {
+    /// The connector.
+    pub kind: SourceKind,
+    /// How lines become records.
+    pub format: Format,
+    /// Where a record's event time comes from (`None`: ingestion time).
+    pub event_time: Option<EventTimeSpec>,
+}
+
+/// Source connectors.
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    /// A text file, one record per line.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// How many parallel readers split the file (by byte ranges at line starts).
+        splits: Splits,
+    },
+    /// Standard input, one record per line.
+    Stdin,
+    /// A TCP server to connect to, one record per line (like `nc -lk PORT`).
+    Socket {
+        /// `host:port`.
+        address: String,
+    },
+    /// The deterministic bid generator of the bench (`gen_bids.py`).
+    Bids {
+        /// SplitMix64 seed.
+        seed: u64,
+        /// Number of events; `None` runs until stopped.
+        count: Option<u64>,
+        /// Events per second; `None` as fast as possible.
+        rate: Option<u64>,
+    },
+}
+
+/// How many readers share a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Splits {
+    /// One reader per subtask for stateless pipelines; one reader otherwise.
+    Auto,
+    /// Exactly this many.
+    Count(u32),
+}
+
+/// How input lines become record values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    /// Each line as it is.
+    Lines,
+    /// Each line must be one JSON value (invalid lines are dead-lettered).
+    Json,
+    /// Each line is a CSV row, turned into a JSON object.
+    Csv(CsvSpec),
+}
+
+/// CSV options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvSpec {
+    /// Whether the first line names the columns.
+    pub header: bool,
+    /// Column names (required without a header; override the header's).
+    pub columns: Option<Vec<String>>,
+    /// Field separator.
+    pub delimiter: u8,
+}
+
+/// Event time from a field of each JSON record.
+#[derive(Debug, Clone)]
+pub struct EventTimeSpec {
+    /// JSON pointer to an integer number of milliseconds since the epoch.
+    pub field: Pointer,
+}
+
+/// One step of the pipeline.
+#[derive(Debug, Clone)]
+pub struct StepSpec {
+    /// Position in `steps`.
+    pub index: usize,
+    /// Optional name given in the manifest.
+    pub name: Option<String>,
+    /// What the step does.
+    pub kind: StepKind,
+}
+
+impl StepSpec {
+    /// How messages and logs refer to the step: `steps[0] map currency@1`.
+    pub fn label(&self) -> String {
+        let what = match &self.kind {
+            StepKind::Udf(u) => format!("{} {}", u.function.step_name(), u.udf),
+            StepKind::KeyBy(KeyBySpec::Field(p)) => format!("key_by {p}"),
+            StepKind::KeyBy(KeyBySpec::Udf(u)) => format!("key_by {}", u.udf),
+        };
+        match &self.name {
+            Some(n) => format!("steps[{}] ({n}) {what}", self.index),
+            None => format!("steps[{}] {what}", self.index),
+        }
+    }
+}
+
+/// Step kinds.
+#[derive(Debug, Clone)]
+pub enum StepKind {
+    /// `map`, `filter` or `flat_map` through a WebAssembly function.
+    Udf(UdfStepSpec),
+    /// Partition by key.
+    KeyBy(KeyBySpec),
+}
+
+/// Which exported interface a UDF step calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FunctionKind {
+    /// One output per input (`weir:udf/mapper`).
+    Map,
+    /// Keep or drop (`weir:udf/filter`).
+    Filter,
+    /// Any number of outputs per input (`weir:udf/flat-mapper`).
+    FlatMap,
+}
+
+impl FunctionKind {
+    /// The manifest's name of the step.
+    pub fn step_name(self) -> &'static str {
+        match self {
+            FunctionKind::Map => "map",
+            FunctionKind::Filter => "filter",
+            FunctionKind::FlatMap => "flat_map",
+        }
+    }
+}
+
+/// A step that calls a WebAssembly function.
+#[derive(Debug, Clone)]
+pub struct UdfStepSpec {
+    /// The interface called.
+    pub function: FunctionKind,
+    /// The function, by name and version.
+    pub udf: UdfRef,
+    /// Passed to the function's `init`.
+    pub params: Vec<(String, String)>,
+    /// What a failing call does.
+    pub on_error: ErrorPolicy,
+    /// Resource limits of each instance.
+    pub limits: Limits,
+}
+
+/// What happens when a function traps, times out, runs out of memory or
+/// returns an error for a whole batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorPolicy {
+    /// Find the records that cause it (by retrying halves of the batch on a
+    /// fresh instance) and dead-letter only those; the pipeline goes on.
+    DeadLetter,
+    /// Stop the pipeline with the error.
+    Fail,
+}
+
+/// Per-instance resource limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Linear memory cap per instance, bytes.
+    pub memory: u64,
+    /// Wall-clock deadline of one call.
+    pub call_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory: 128 << 20,
+            call_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// How `key_by` finds the key.
+#[derive(Debug, Clone)]
+pub enum KeyBySpec {
+    /// A field of the JSON value.
+    Field(Pointer),
+    /// A map function that sets each record's key.
+    Udf(UdfStepSpec),
+}
+
+/// Where results go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkSpec {
+    /// One file written by every subtask.
+    File {
+        /// The file (created or truncated).
+        path: PathBuf,
+        /// Line format.
+        format: OutputFormat,
+    },
+    /// A directory with one `part-N.txt` per subtask.
+    Dir {
+        /// The directory (created if missing).
+        dir: PathBuf,
+        /// Line format.
+        format: OutputFormat,
+    },
+    /// Standard output.
+    Stdout {
+        /// Line format.
+        format: OutputFormat,
+    },
+}
+
+/// How a record becomes an output line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// The value, then `\n`.
+    Value,
+    /// A JSON object with `key`, `timestamp` and `value`.
+    Record,
+}
+
+/// Where a side output (dead letters) goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputSpec {
+    /// A file of JSON lines (created or truncated).
+    File(PathBuf),
+    /// Standard output.
+    Stdout,
+    /// Standard error (the default for dead letters).
+    Stderr,
+}
+
+/// A manifest that cannot run, and where in it the problem is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestError {
+    /// Where: `steps[1].map.udf`, or empty for the whole document.
+    pub at: String,
+    /// What is wrong and what would be accepted.
+    pub message: String,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.at.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.at, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ManifestError {}
+
+impl ManifestError {
+    pub(crate) fn new(at: impl Into<String>, message: impl Into<String>) -> Self {
+        ManifestError {
+            at: at.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Manifest {
+    /// Parses and validates a manifest; relative paths are taken relative to `base_dir`.
+    pub fn parse(text: &str, base_dir: &Path) -> Result<Manifest, ManifestError> {
+        raw::parse(text, base_dir)
+    }
+
+    /// Reads, parses and validates the manifest file at `path`.
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ManifestError::new("", format!("cannot read manifest {}: {e}", path.display()))
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Manifest::parse(&text, base)
+    }
+
+    /// Every UDF step, key_by UDFs included, in pipeline order.
+    pub fn udf_steps(&self) -> impl Iterator<Item = (&StepSpec, &UdfStepSpec)> {
+        self.steps.iter().filter_map(|s| match &s.kind {
+            StepKind::Udf(u) | StepKind::KeyBy(KeyBySpec::Udf(u)) => Some((s, u)),
+            StepKind::KeyBy(KeyBySpec::Field(_)) => None,
+        })
+    }
+
+    /// Whether any step keeps state across records (then a file is read by
+    /// one reader, so event time advances evenly).
+    pub fn is_stateful(&self) -> bool {
+        false
+    }
+}
+
+pub(crate) const DEFAULT_BATCH_SIZE: usize = 1024;
+pub(crate) const MAX_PARALLELISM_LIMIT: u32 = 32_768;
+pub(crate) const DEFAULT_MAX_PARALLELISM_VALUE: u32 = DEFAULT_MAX_PARALLELISM;
+
+#[cfg(test)]
+mod tests;

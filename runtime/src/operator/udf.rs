@@ -1,0 +1,280 @@
+//! Steps that call a function: `map`, `filter`, `flat_map`.
+//!
+//! [`UdfInvoker`] is the seam to the function (the `wasm` module implements
+//! it; tests may implement it in plain Rust). [`UdfStep`] applies the step's
+//! [`ErrorPolicy`]: when a call fails for a whole batch, the step retries the
+//! two halves of the batch (the invoker has replaced its instance), down to
+//! single records, so that only the records that cause the failure are
+//! dead-lettered and everything else goes on, in order.
+
+use super::{Operator, OperatorError, StepContext, StepMetrics};
+use crate::manifest::{ErrorPolicy, FunctionKind};
+use crate::types::{Batch, BatchWriter};
+use std::fmt;
+use std::time::Duration;
+
+/// A record a function refused, by index in the input batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Index in the input batch.
+    pub index: u32,
+    /// The function's reason.
+    pub reason: String,
+}
+
+/// Result of a `map` or `flat_map` call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapped {
+    /// Output records.
+    pub output: Batch,
+    /// Refused inputs.
+    pub rejected: Vec<Rejection>,
+}
+
+/// Result of a `filter` call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filtered {
+    /// Keep bitmap (bit `i % 8` of byte `i / 8`).
+    pub keep: Vec<u8>,
+    /// Refused inputs.
+    pub rejected: Vec<Rejection>,
+}
+
+/// Why a call produced no result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UdfFailure {
+    /// The function returned an error value for the whole batch.
+    Error {
+        /// `invalid-params`, `invalid-input` or `failed`.
+        kind: &'static str,
+        /// Its message.
+        message: String,
+    },
+    /// The function trapped (a panic, an unreachable, ...).
+    Trap {
+        /// The trap and, when the guest printed one, its panic message.
+        message: String,
+    },
+    /// The call ran past its deadline and was interrupted.
+    Timeout {
+        /// The deadline.
+        limit: Duration,
+    },
+    /// The instance tried to grow its memory past the cap.
+    OutOfMemory {
+        /// The cap, bytes.
+        limit: u64,
+    },
+    /// The function returned bytes that break the contract.
+    BadOutput {
+        /// What is wrong with them.
+        message: String,
+    },
+    /// No working instance could be made (its `init` fails or instantiation
+    /// fails). Never retried: the step fails.
+    Unavailable {
+        /// Why.
+        message: String,
+    },
+}
+
+impl UdfFailure {
+    /// The dead-letter `kind` of this failure.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UdfFailure::Error { .. } => "error",
+            UdfFailure::Trap { .. } => "trap",
+            UdfFailure::Timeout { .. } => "timeout",
+            UdfFailure::OutOfMemory { .. } => "out_of_memory",
+            UdfFailure::BadOutput { .. } => "bad_output",
+            UdfFailure::Unavailable { .. } => "unavailable",
+        }
+    }
+}
+
+impl fmt::Display for UdfFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UdfFailure::Error { kind, message } => write!(f, "returned {kind}: {message}"),
+            UdfFailure::Trap { message } => write!(f, "trapped: {message}"),
+            UdfFailure::Timeout { limit } => {
+                write!(f, "ran past its call deadline of {limit:?} and was stopped")
+            }
+            UdfFailure::OutOfMemory { limit } => {
+                write!(
+                    f,
+                    "tried to grow its memory past the cap of {} MiB and was stopped",
+                    limit >> 20
+                )
+            }
+            UdfFailure::BadOutput { message } => {
+                write!(f, "returned output that breaks the contract: {message}")
+            }
+            UdfFailure::Unavailable { message } => write!(f, "cannot be started: {message}"),
+        }
+    }
+}
+
+/// Calls one function instance (one per subtask).
+///
+/// After a trap, timeout or out-of-memory the implementation must replace
+/// its instance before the next call (a trapped component instance cannot
+/// be entered again).
+pub trait UdfInvoker: Send {
+    /// `name@version` of the function, for messages.
+    fn name(&self) -> &str;
+    /// Calls `map`.
+    fn map(&mut self, input: &Batch) -> Result<Mapped, UdfFailure>;
+    /// Calls `filter`.
+    fn filter(&mut self, input: &Batch) -> Result<Filtered, UdfFailure>;
+    /// Calls `flat-map`.
+    fn flat_map(&mut self, input: &Batch) -> Result<Mapped, UdfFailure>;
+    /// Tells the instance the subtask's current watermark.
+    fn set_watermark(&mut self, _watermark: i64) {}
+}
+
+/// A `map`, `filter` or `flat_map` step's subtask.
+pub struct UdfStep {
+    function: FunctionKind,
+    invoker: Box<dyn UdfInvoker>,
+    policy: ErrorPolicy,
+    ctx: StepContext,
+}
+
+impl UdfStep {
+    /// A step calling `invoker` as `function`.
+    pub fn new(
+        function: FunctionKind,
+        invoker: Box<dyn UdfInvoker>,
+        policy: ErrorPolicy,
+        ctx: StepContext,
+    ) -> Self {
+        UdfStep {
+            function,
+            invoker,
+            policy,
+            ctx,
+        }
+    }
+
+    /// Calls the function on `batch` and checks the result against the
+    /// contract; returns the output and the rejections.
+    fn call(&mut self, batch: &Batch) -> Result<(Batch, Vec<Rejection>), UdfFailure> {
+        match self.function {
+            FunctionKind::Map | FunctionKind::FlatMap => {
+                let m = if self.function == FunctionKind::Map {
+                    self.invoker.map(batch)?
+                } else {
+                    self.invoker.flat_map(batch)?
+                };
+                check_rejections(&m.rejected, batch.len())?;
+                if self.function == FunctionKind::Map
+                    && m.output.len() + m.rejected.len() != batch.len()
+                {
+                    return Err(UdfFailure::BadOutput {
+                        message: format!(
+                            "map returned {} records and refused {} for {} inputs (it must return one per input it does not refuse)",
+                            m.output.len(),
+                            m.rejected.len(),
+                            batch.len()
+                        ),
+                    });
+                }
+                Ok((m.output, m.rejected))
+            }
+            FunctionKind::Filter => {
+                let f = self.invoker.filter(batch)?;
+                check_rejections(&f.rejected, batch.len())?;
+                if f.keep.len() != batch.len().div_ceil(8) {
+                    return Err(UdfFailure::BadOutput {
+                        message: format!(
+                            "filter returned a bitmap of {} bytes for {} records (expected {})",
+                            f.keep.len(),
+                            batch.len(),
+                            batch.len().div_ceil(8)
+                        ),
+                    });
+                }
+                let mut out = BatchWriter::with_capacity(batch.byte_len());
+                for (i, r) in batch.iter().enumerate() {
+                    if f.keep[i / 8] & (1 << (i % 8)) != 0 {
+                        out.push_record(&r);
+                    }
+                }
+                Ok((out.finish(), f.rejected))
+            }
+        }
+    }
+
+    /// Runs `batch`, isolating failing records per the error policy.
+    fn run(&mut self, batch: &Batch, out: &mut Vec<Batch>) -> Result<(), OperatorError> {
+        match self.call(batch) {
+            Ok((output, rejected)) => {
+                if !rejected.is_empty() {
+                    let records: Vec<_> = batch.iter().collect();
+                    for r in &rejected {
+                        self.ctx
+                            .dead_letter("rejected", &r.reason, &records[r.index as usize])?;
+                    }
+                }
+                if !output.is_empty() {
+                    out.push(output);
+                }
+                Ok(())
+            }
+            Err(failure) => {
+                StepMetrics::add(&self.ctx.metrics.failed_calls, 1);
+                let described = format!(
+                    "{} (subtask {}) {failure}",
+                    self.invoker.name(),
+                    self.ctx.subtask
+                );
+                if matches!(failure, UdfFailure::Unavailable { .. })
+                    || self.policy == ErrorPolicy::Fail
+                {
+                    return Err(self.ctx.error(described));
+                }
+                if batch.len() == 1 {
+                    tracing::warn!(step = %self.ctx.label, "{described}; the record goes to the dead-letter output");
+                    let record = batch.iter().next().expect("one record");
+                    return self.ctx.dead_letter(failure.kind(), &described, &record);
+                }
+                tracing::debug!(step = %self.ctx.label, records = batch.len(), "{described}; retrying the batch in halves");
+                let half = batch.len() / 2;
+                self.run(&batch.slice(0..half), out)?;
+                self.run(&batch.slice(half..batch.len()), out)
+            }
+        }
+    }
+}
+
+/// Rejections must name distinct records of the batch, in ascending order.
+fn check_rejections(rejected: &[Rejection], len: usize) -> Result<(), UdfFailure> {
+    let mut previous: Option<u32> = None;
+    for r in rejected {
+        if r.index as usize >= len || previous.is_some_and(|p| p >= r.index) {
+            return Err(UdfFailure::BadOutput {
+                message: format!("refused record {} of a batch of {len} (indices must be ascending, distinct and in range)", r.index),
+            });
+        }
+        previous = Some(r.index);
+    }
+    Ok(())
+}
+
+impl Operator for UdfStep {
+    fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> Result<(), OperatorError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.run(&batch, out)
+    }
+
+    fn on_watermark(&mut self, watermark: i64, _out: &mut Vec<Batch>) -> Result<(), OperatorError> {
+        self.invoker.set_watermark(watermark);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

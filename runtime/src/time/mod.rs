@@ -1,0 +1,5 @@
+//! Event time: pure bookkeeping, no I/O, no clocks.
+
+mod input_watermarks;
+
+pub use input_watermarks::InputWatermarks;

@@ -1,0 +1,195 @@
+//! What a `Store` holds for one instance, and the host side of the imports.
+
+use super::bindings::weir::udf::{host, state, timers, types};
+use super::guest_output::GuestOutput;
+use std::sync::Arc;
+use wasmtime::component::ResourceTable;
+use wasmtime::ResourceLimiter;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// Per-instance host state.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: MemoryCap,
+    pub(crate) stderr: GuestOutput,
+    label: Arc<str>,
+    pub(crate) watermark: i64,
+}
+
+impl HostState {
+    /// A sandbox with no files, no network, no environment: stdout and
+    /// stderr go to the log; clocks and randomness are the host's.
+    pub(crate) fn new(label: Arc<str>, memory_cap: u64) -> Self {
+        let stdout = GuestOutput::new(label.clone(), "stdout");
+        let stderr = GuestOutput::new(label.clone(), "stderr");
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout)
+            .stderr(stderr.clone())
+            .build();
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryCap {
+                cap: memory_cap,
+                exceeded: false,
+            },
+            stderr,
+            label,
+            watermark: i64::MIN,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps an instance's linear memory; growing past the cap traps the call,
+/// and the flag tells the caller it was memory.
+pub(crate) struct MemoryCap {
+    pub(crate) cap: u64,
+    pub(crate) exceeded: bool,
+}
+
+/// Tables are capped at this many elements.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.cap {
+            self.exceeded = true;
+            return Err(wasmtime::format_err!(
+                "memory cap of {} bytes exceeded (asked for {desired})",
+                self.cap
+            ));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+impl types::Host for HostState {}
+
+impl host::Host for HostState {
+    fn log(&mut self, level: types::Level, message: String) {
+        let udf = &*self.label;
+        match level {
+            types::Level::Trace => tracing::trace!(target: "weir::guest", udf, "{message}"),
+            types::Level::Debug => tracing::debug!(target: "weir::guest", udf, "{message}"),
+            types::Level::Info => tracing::info!(target: "weir::guest", udf, "{message}"),
+            types::Level::Warn => tracing::warn!(target: "weir::guest", udf, "{message}"),
+            types::Level::Error => tracing::error!(target: "weir::guest", udf, "{message}"),
+        }
+    }
+
+    fn current_watermark(&mut self) -> i64 {
+        self.watermark
+    }
+}
+
+fn not_keyed<T>() -> Result<T, types::UdfError> {
+    Err(types::UdfError::Failed(
+        "keyed state and timers are only available to `process` functions".to_string(),
+    ))
+}
+
+impl state::Host for HostState {
+    fn value_get(
+        &mut self,
+        _key: Vec<u8>,
+        _name: String,
+    ) -> Result<Option<Vec<u8>>, types::UdfError> {
+        not_keyed()
+    }
+
+    fn value_set(
+        &mut self,
+        _key: Vec<u8>,
+        _name: String,
+        _value: Vec<u8>,
+    ) -> Result<(), types::UdfError> {
+        not_keyed()
+    }
+
+    fn clear(&mut self, _key: Vec<u8>, _name: String) -> Result<(), types::UdfError> {
+        not_keyed()
+    }
+
+    fn map_get(
+        &mut self,
+        _key: Vec<u8>,
+        _name: String,
+        _field: Vec<u8>,
+    ) -> Result<Option<Vec<u8>>, types::UdfError> {
+        not_keyed()
+    }
+
+    fn map_put(
+        &mut self,
+        _key: Vec<u8>,
+        _name: String,
+        _field: Vec<u8>,
+        _value: Vec<u8>,
+    ) -> Result<(), types::UdfError> {
+        not_keyed()
+    }
+
+    fn map_remove(
+        &mut self,
+        _key: Vec<u8>,
+        _name: String,
+        _field: Vec<u8>,
+    ) -> Result<(), types::UdfError> {
+        not_keyed()
+    }
+
+    fn map_entries(
+        &mut self,
+        _key: Vec<u8>,
+        _name: String,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, types::UdfError> {
+        not_keyed()
+    }
+
+    fn list_get(&mut self, _key: Vec<u8>, _name: String) -> Result<Vec<Vec<u8>>, types::UdfError> {
+        not_keyed()
+    }
+
+    fn list_append(
+        &mut self,
+        _key: Vec<u8>,
+        _name: String,
+        _item: Vec<u8>,
+    ) -> Result<(), types::UdfError> {
+        not_keyed()
+    }
+}
+
+impl timers::Host for HostState {
+    fn register(&mut self, _key: Vec<u8>, _at: i64) -> Result<(), types::UdfError> {
+        not_keyed()
+    }
+
+    fn delete(&mut self, _key: Vec<u8>, _at: i64) -> Result<(), types::UdfError> {
+        not_keyed()
+    }
+}

@@ -1,0 +1,285 @@
+//! One instance of a function for one subtask: a `Store` with limits, the
+//! calls, and the conversion of traps, deadlines and memory exhaustion into
+//! [`UdfFailure`] values. A trapped instance is dropped and a fresh one made
+//! (from the `InstancePre`, then `init` again) before the next call.
+
+use super::bindings::exports::weir::udf::{filter, flat_mapper, mapper};
+use super::bindings::weir::udf::types::UdfError;
+use super::component::LoadedComponent;
+use super::engine::WasmHost;
+use super::guest_output::panic_message;
+use super::host_state::HostState;
+use crate::manifest::{FunctionKind, Limits};
+use crate::operator::udf::{Filtered, Mapped, Rejection, UdfFailure, UdfInvoker};
+use crate::types::Batch;
+use std::sync::Arc;
+use wasmtime::component::Instance;
+use wasmtime::{Store, Trap};
+
+/// What an instance is started with.
+#[derive(Debug, Clone)]
+pub struct InstanceSpec {
+    /// Passed to `init`.
+    pub params: Vec<(String, String)>,
+    /// Memory cap and call deadline.
+    pub limits: Limits,
+    /// Subtask index, for messages and logs.
+    pub subtask: u32,
+}
+
+/// A live instance and the typed handles of its exports.
+struct Live {
+    store: Store<HostState>,
+    mapper: Option<mapper::Guest>,
+    filter: Option<filter::Guest>,
+    flat_mapper: Option<flat_mapper::Guest>,
+}
+
+/// A function instance serving one subtask; implements [`UdfInvoker`].
+pub struct WasmUdf {
+    host: WasmHost,
+    component: Arc<LoadedComponent>,
+    kind: FunctionKind,
+    spec: InstanceSpec,
+    label: Arc<str>,
+    name: String,
+    live: Option<Live>,
+    watermark: i64,
+    replacements: u64,
+}
+
+impl WasmUdf {
+    /// Instantiates and initialises; fails with the reason if `init` refuses.
+    pub(crate) fn start(
+        host: WasmHost,
+        component: Arc<LoadedComponent>,
+        kind: FunctionKind,
+        spec: InstanceSpec,
+    ) -> Result<WasmUdf, String> {
+        let name = component.udf.to_string();
+        let label: Arc<str> = format!("{name} subtask {}", spec.subtask).into();
+        let mut udf = WasmUdf {
+            host,
+            component,
+            kind,
+            spec,
+            label,
+            name,
+            live: None,
+            watermark: i64::MIN,
+            replacements: 0,
+        };
+        udf.live = Some(udf.fresh()?);
+        Ok(udf)
+    }
+
+    /// How many times a failed instance was replaced.
+    pub fn replacements(&self) -> u64 {
+        self.replacements
+    }
+
+    fn fresh(&self) -> Result<Live, String> {
+        let c = &self.component;
+        let mut store = Store::new(
+            self.host.engine(),
+            HostState::new(self.label.clone(), self.spec.limits.memory),
+        );
+        store.limiter(|s| &mut s.limiter);
+        store.data_mut().watermark = self.watermark;
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(self.host.ticks_for(self.spec.limits.call_timeout));
+        let instance: Instance = c
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| self.describe_error(&store, e).to_string())?;
+        fn load<T>(r: wasmtime::Result<T>) -> Result<T, String> {
+            r.map_err(|e| format!("cannot load the exports: {e:#}"))
+        }
+        let lifecycle = load(c.lifecycle.load(&mut store, &instance))?;
+        let mapper = c
+            .mapper
+            .as_ref()
+            .map(|i| load(i.load(&mut store, &instance)))
+            .transpose()?;
+        let filter = c
+            .filter
+            .as_ref()
+            .map(|i| load(i.load(&mut store, &instance)))
+            .transpose()?;
+        let flat_mapper = c
+            .flat_mapper
+            .as_ref()
+            .map(|i| load(i.load(&mut store, &instance)))
+            .transpose()?;
+        store.set_epoch_deadline(self.host.ticks_for(self.spec.limits.call_timeout));
+        match lifecycle.call_init(&mut store, &self.spec.params) {
+            Ok(Ok(())) => Ok(Live {
+                store,
+                mapper,
+                filter,
+                flat_mapper,
+            }),
+            Ok(Err(e)) => Err(format!(
+                "init refused the parameters: {}",
+                describe_udf_error(&e)
+            )),
+            Err(e) => Err(format!("init {}", self.describe_error(&store, e))),
+        }
+    }
+
+    /// Runs `call` on the live instance (making one if the last trapped).
+    fn call<R>(
+        &mut self,
+        call: impl FnOnce(&mut Live) -> wasmtime::Result<R>,
+    ) -> Result<R, UdfFailure> {
+        if self.live.is_none() {
+            self.replacements += 1;
+            let live = self
+                .fresh()
+                .map_err(|message| UdfFailure::Unavailable { message })?;
+            self.live = Some(live);
+        }
+        let ticks = self.host.ticks_for(self.spec.limits.call_timeout);
+        let live = self.live.as_mut().expect("made above");
+        live.store.set_epoch_deadline(ticks);
+        live.store.data_mut().watermark = self.watermark;
+        match call(live) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let dead = self.live.take().expect("live");
+                Err(self.describe_error(&dead.store, e))
+            }
+        }
+    }
+
+    /// Turns a wasmtime error of a call into a failure value.
+    fn describe_error(&self, store: &Store<HostState>, e: wasmtime::Error) -> UdfFailure {
+        if store.data().limiter.exceeded {
+            return UdfFailure::OutOfMemory {
+                limit: self.spec.limits.memory,
+            };
+        }
+        if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return UdfFailure::Timeout {
+                limit: self.spec.limits.call_timeout,
+            };
+        }
+        let trap = e
+            .downcast_ref::<Trap>()
+            .map_or_else(|| format!("{e:#}"), |t| t.to_string());
+        let message = match panic_message(&store.data().stderr.tail()) {
+            Some(panic) => format!("{panic} ({trap})"),
+            None => trap,
+        };
+        UdfFailure::Trap { message }
+    }
+
+    fn missing(&self) -> UdfFailure {
+        UdfFailure::Unavailable {
+            message: format!(
+                "{} does not export the {} interface",
+                self.name,
+                self.kind.step_name()
+            ),
+        }
+    }
+}
+
+fn describe_udf_error(e: &UdfError) -> String {
+    match e {
+        UdfError::InvalidParams(m) => format!("invalid-params: {m}"),
+        UdfError::InvalidInput(m) => format!("invalid-input: {m}"),
+        UdfError::Failed(m) => format!("failed: {m}"),
+    }
+}
+
+fn error_value(e: UdfError) -> UdfFailure {
+    let (kind, message) = match e {
+        UdfError::InvalidParams(m) => ("invalid-params", m),
+        UdfError::InvalidInput(m) => ("invalid-input", m),
+        UdfError::Failed(m) => ("failed", m),
+    };
+    UdfFailure::Error { kind, message }
+}
+
+fn batch(bytes: Vec<u8>) -> Result<Batch, UdfFailure> {
+    Batch::from_vec(bytes).map_err(|e| UdfFailure::BadOutput {
+        message: format!("the output batch is malformed: {e}"),
+    })
+}
+
+fn rejections(r: Vec<super::bindings::weir::udf::types::Rejection>) -> Vec<Rejection> {
+    r.into_iter()
+        .map(|r| Rejection {
+            index: r.index,
+            reason: r.reason,
+        })
+        .collect()
+}
+
+impl UdfInvoker for WasmUdf {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn map(&mut self, input: &Batch) -> Result<Mapped, UdfFailure> {
+        if self.component.mapper.is_none() {
+            return Err(self.missing());
+        }
+        let bytes = input.as_vec();
+        let out = self
+            .call(|l| {
+                l.mapper
+                    .as_ref()
+                    .expect("checked")
+                    .call_map(&mut l.store, bytes)
+            })?
+            .map_err(error_value)?;
+        Ok(Mapped {
+            output: batch(out.output)?,
+            rejected: rejections(out.rejected),
+        })
+    }
+
+    fn filter(&mut self, input: &Batch) -> Result<Filtered, UdfFailure> {
+        if self.component.filter.is_none() {
+            return Err(self.missing());
+        }
+        let bytes = input.as_vec();
+        let out = self
+            .call(|l| {
+                l.filter
+                    .as_ref()
+                    .expect("checked")
+                    .call_filter(&mut l.store, bytes)
+            })?
+            .map_err(error_value)?;
+        Ok(Filtered {
+            keep: out.keep,
+            rejected: rejections(out.rejected),
+        })
+    }
+
+    fn flat_map(&mut self, input: &Batch) -> Result<Mapped, UdfFailure> {
+        if self.component.flat_mapper.is_none() {
+            return Err(self.missing());
+        }
+        let bytes = input.as_vec();
+        let out = self
+            .call(|l| {
+                l.flat_mapper
+                    .as_ref()
+                    .expect("checked")
+                    .call_flat_map(&mut l.store, bytes)
+            })?
+            .map_err(error_value)?;
+        Ok(Mapped {
+            output: batch(out.output)?,
+            rejected: rejections(out.rejected),
+        })
+    }
+
+    fn set_watermark(&mut self, watermark: i64) {
+        self.watermark = watermark;
+    }
+}
