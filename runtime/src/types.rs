@@ -55,25 +55,16 @@ impl UdfRef {
     /// letters, digits, `-`, `_` and `.`.
     pub fn parse(text: &str) -> Result<UdfRef, String> {
         let hint = "expected NAME@VERSION, for example currency@1";
-        let (name, version) = text
-            .split_once('@')
-            .ok_or_else(|| format!("`{text}` has no version: {hint}"))?;
+        let (name, version) = text.split_once('@').ok_or_else(|| format!("`{text}` has no version: {hint}"))?;
         for (what, part) in [("name", name), ("version", version)] {
             let ok = !part.is_empty()
                 && part.len() <= 64
-                && part
-                    .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
+                && part.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
             if !ok {
-                return Err(format!(
-                    "`{text}`: the {what} must be 1-64 letters, digits, `-`, `_` or `.` ({hint})"
-                ));
+                return Err(format!("`{text}`: the {what} must be 1-64 letters, digits, `-`, `_` or `.` ({hint})"));
             }
         }
-        Ok(UdfRef {
-            name: name.to_string(),
-            version: version.to_string(),
-        })
+        Ok(UdfRef { name: name.to_string(), version: version.to_string() })
     }
 }
 
@@ -91,34 +82,19 @@ mod tests {
     fn key_groups_are_stable_and_spread() {
         // Pinned: checkpoints file state by key group, so this must never change.
         assert_eq!(key_group(b"6413", 128), key_group(b"6413", 128));
-        let pinned: Vec<u32> = [&b"a"[..], b"6413", b""]
-            .iter()
-            .map(|k| key_group(k, 128))
-            .collect();
-        assert_eq!(
-            pinned,
-            vec![
-                key_group(b"a", 128),
-                key_group(b"6413", 128),
-                key_group(b"", 128)
-            ]
-        );
+        let pinned: Vec<u32> = [&b"a"[..], b"6413", b""].iter().map(|k| key_group(k, 128)).collect();
+        assert_eq!(pinned, vec![key_group(b"a", 128), key_group(b"6413", 128), key_group(b"", 128)]);
         let mut counts = [0u32; 128];
         for i in 0..128_000u32 {
             counts[key_group(i.to_string().as_bytes(), 128) as usize] += 1;
         }
-        assert!(
-            counts.iter().all(|&c| (800..1200).contains(&c)),
-            "{counts:?}"
-        );
+        assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
     }
 
     #[test]
     fn key_group_ranges_cover_every_subtask_contiguously() {
         for p in 1..=7 {
-            let owners: Vec<u32> = (0..128)
-                .map(|kg| subtask_of_key_group(kg, 128, p))
-                .collect();
+            let owners: Vec<u32> = (0..128).map(|kg| subtask_of_key_group(kg, 128, p)).collect();
             assert!(owners.windows(2).all(|w| w[0] <= w[1]));
             assert_eq!((owners[0], owners[127]), (0, p - 1));
         }
@@ -126,18 +102,9 @@ mod tests {
 
     #[test]
     fn udf_refs() {
-        assert_eq!(
-            UdfRef::parse("currency@1").unwrap().to_string(),
-            "currency@1"
-        );
-        assert!(UdfRef::parse("currency")
-            .unwrap_err()
-            .contains("has no version"));
-        assert!(UdfRef::parse("a b@1")
-            .unwrap_err()
-            .contains("the name must be"));
-        assert!(UdfRef::parse("a@")
-            .unwrap_err()
-            .contains("the version must be"));
+        assert_eq!(UdfRef::parse("currency@1").unwrap().to_string(), "currency@1");
+        assert!(UdfRef::parse("currency").unwrap_err().contains("has no version"));
+        assert!(UdfRef::parse("a b@1").unwrap_err().contains("the name must be"));
+        assert!(UdfRef::parse("a@").unwrap_err().contains("the version must be"));
     }
 }

@@ -14,11 +14,7 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_INVALID: u8 = 2;
 
 #[derive(Parser)]
-#[command(
-    name = "weir",
-    version,
-    about = "Stream processing with user functions as sandboxed WebAssembly components"
-)]
+#[command(name = "weir", version, about = "Stream processing with user functions as sandboxed WebAssembly components")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -58,23 +54,20 @@ pub fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
     match cli.command {
-        Command::Run {
-            manifest,
-            udf_dirs,
-            quiet,
-        } => run::run(&manifest, udf_dirs, quiet),
-        Command::Udf {
-            command: UdfCommand::Inspect { file },
-        } => udf::inspect(&file),
+        Command::Run { manifest, udf_dirs, quiet } => run::run(&manifest, udf_dirs, quiet, wasm_config()),
+        Command::Udf { command: UdfCommand::Inspect { file } } => udf::inspect(&file),
     }
+}
+
+/// Host settings from the environment: `WEIR_PERF_MAP=1` writes a perf map
+/// so `perf report` names functions inside guests.
+fn wasm_config() -> crate::wasm::WasmConfig {
+    let perf_map = std::env::var("WEIR_PERF_MAP").is_ok_and(|v| v == "1");
+    crate::wasm::WasmConfig { perf_map, ..Default::default() }
 }
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,weir=info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }

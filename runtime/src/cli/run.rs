@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-pub(super) fn run(manifest: &Path, udf_dirs: Vec<PathBuf>, quiet: bool) -> ExitCode {
+pub(super) fn run(manifest: &Path, udf_dirs: Vec<PathBuf>, quiet: bool, wasm: WasmConfig) -> ExitCode {
     let m = match Manifest::load(manifest) {
         Ok(m) => m,
         Err(e) => {
@@ -17,7 +17,7 @@ pub(super) fn run(manifest: &Path, udf_dirs: Vec<PathBuf>, quiet: bool) -> ExitC
             return ExitCode::from(EXIT_INVALID);
         }
     };
-    let host = match WasmHost::new(WasmConfig::default()) {
+    let host = match WasmHost::new(wasm) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("weir: {e}");
@@ -64,11 +64,7 @@ fn install_ctrl_c(stop: Arc<AtomicBool>) {
 
 fn print_summary(s: &Summary) {
     let secs = s.elapsed.as_secs_f64();
-    let rate = if secs > 0.0 {
-        s.records_read() as f64 / secs
-    } else {
-        0.0
-    };
+    let rate = if secs > 0.0 { s.records_read() as f64 / secs } else { 0.0 };
     eprintln!(
         "weir: pipeline {} finished in {secs:.2}s: {} records read ({rate:.0}/s), {} written, {} dead-lettered",
         s.pipeline,
@@ -77,10 +73,7 @@ fn print_summary(s: &Summary) {
         s.dead_lettered()
     );
     for step in &s.steps {
-        let mut line = format!(
-            "  {:<48} in {:>12}  out {:>12}",
-            step.label, step.records_in, step.records_out
-        );
+        let mut line = format!("  {:<48} in {:>12}  out {:>12}", step.label, step.records_in, step.records_out);
         if step.dead_lettered > 0 {
             line.push_str(&format!("  dead-lettered {}", step.dead_lettered));
         }

@@ -22,9 +22,7 @@ pub(super) fn inspect(file: &Path) -> ExitCode {
         }
     };
     let name = UdfRef {
-        name: file
-            .file_stem()
-            .map_or("component".into(), |s| s.to_string_lossy().into_owned()),
+        name: file.file_stem().map_or("component".into(), |s| s.to_string_lossy().into_owned()),
         version: "local".into(),
     };
     match host.load(&name, &bytes) {
@@ -34,14 +32,7 @@ pub(super) fn inspect(file: &Path) -> ExitCode {
             println!("sha256:    {}", c.hash);
             println!("compiled:  {:.0} ms", c.compile_time.as_secs_f64() * 1000.0);
             let kinds: Vec<&str> = c.kinds().iter().map(|k| k.step_name()).collect();
-            println!(
-                "serves:    {}",
-                if kinds.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    kinds.join(", ")
-                }
-            );
+            println!("serves:    {}", if kinds.is_empty() { "nothing".to_string() } else { kinds.join(", ") });
             println!("exports:");
             for e in &c.exports {
                 println!("  {e}");

@@ -81,13 +81,7 @@ pub struct BidSource {
 impl BidSource {
     /// Split `split` of `splits` of `count` events (`None`: unbounded), at
     /// most `rate` events per second in all.
-    pub fn new(
-        seed: u64,
-        count: Option<u64>,
-        rate: Option<u64>,
-        split: u32,
-        splits: u32,
-    ) -> BidSource {
+    pub fn new(seed: u64, count: Option<u64>, rate: Option<u64>, split: u32, splits: u32) -> BidSource {
         let pace = rate.map(|r| (Instant::now(), r as f64 / f64::from(splits)));
         BidSource {
             seed,

@@ -23,10 +23,7 @@ pub struct DeadLetterWriter {
 impl DeadLetterWriter {
     /// Dead letters of `pipeline`, written to `out`.
     pub fn new(pipeline: &str, out: Box<dyn Write + Send>) -> DeadLetterWriter {
-        DeadLetterWriter {
-            pipeline: pipeline.to_string(),
-            out: Mutex::new(out),
-        }
+        DeadLetterWriter { pipeline: pipeline.to_string(), out: Mutex::new(out) }
     }
 }
 
@@ -74,31 +71,13 @@ mod tests {
     fn letters_are_json_lines_with_everything_needed_to_replay() {
         let buf = Shared::default();
         let w = DeadLetterWriter::new("q1", Box::new(buf.clone()));
-        let record = RecordRef {
-            timestamp: 7,
-            key: None,
-            value: b"{\"bad\"",
-            raw_headers: &[],
-        };
-        w.send(&DeadLetter {
-            step: "steps[0] map x@1",
-            subtask: 1,
-            kind: "rejected",
-            reason: "nope",
-            record: &record,
-        })
-        .unwrap();
+        let record = RecordRef { timestamp: 7, key: None, value: b"{\"bad\"", raw_headers: &[] };
+        w.send(&DeadLetter { step: "steps[0] map x@1", subtask: 1, kind: "rejected", reason: "nope", record: &record })
+            .unwrap();
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         let v: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
         assert_eq!(v["value"], "{\"bad\"");
-        assert_eq!(
-            (
-                v["kind"].as_str(),
-                v["subtask"].as_u64(),
-                v["key"].is_null()
-            ),
-            (Some("rejected"), Some(1), true)
-        );
+        assert_eq!((v["kind"].as_str(), v["subtask"].as_u64(), v["key"].is_null()), (Some("rejected"), Some(1), true));
         assert!(text.ends_with('\n'));
     }
 }

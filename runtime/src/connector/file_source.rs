@@ -62,10 +62,7 @@ pub fn open_splits(
             let text = text.strip_suffix(b"\r").unwrap_or(text);
             if !text.iter().all(u8::is_ascii_whitespace) {
                 let cols = header_columns(text, h.delimiter).map_err(|e| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{}: CSV header: {e}", path.display()),
-                    )
+                    io::Error::new(io::ErrorKind::InvalidData, format!("{}: CSV header: {e}", path.display()))
                 })?;
                 let _ = h.columns.set(cols);
                 break;
@@ -82,9 +79,7 @@ pub fn open_splits(
     for w in starts.windows(2) {
         let mut f = File::open(path).map_err(with_path)?;
         f.seek(SeekFrom::Start(w[0])).map_err(with_path)?;
-        sources.push(FileSource {
-            reader: LineReader::new(f, w[0], w[1], skip_blank, None::<HeaderSlot>),
-        });
+        sources.push(FileSource { reader: LineReader::new(f, w[0], w[1], skip_blank, None::<HeaderSlot>) });
     }
     Ok(sources)
 }
@@ -108,10 +103,7 @@ mod tests {
     fn read_all(s: &mut FileSource) -> Vec<String> {
         let mut out = Vec::new();
         while let Read::Batch(b) = s.read(3).unwrap() {
-            out.extend(
-                b.iter()
-                    .map(|r| String::from_utf8(r.value.to_vec()).unwrap()),
-            );
+            out.extend(b.iter().map(|r| String::from_utf8(r.value.to_vec()).unwrap()));
         }
         out
     }
@@ -120,17 +112,12 @@ mod tests {
     fn every_line_is_read_once_for_any_number_of_splits() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.txt");
-        let lines: Vec<String> = (0..257)
-            .map(|i| "x".repeat(i % 13) + &i.to_string())
-            .collect();
+        let lines: Vec<String> = (0..257).map(|i| "x".repeat(i % 13) + &i.to_string()).collect();
         let mut f = File::create(&path).unwrap();
         write!(f, "{}", lines.join("\n")).unwrap();
         for splits in [1, 2, 3, 7, 64, 300] {
-            let mut got: Vec<String> = open_splits(&path, splits, false, None)
-                .unwrap()
-                .iter_mut()
-                .flat_map(read_all)
-                .collect();
+            let mut got: Vec<String> =
+                open_splits(&path, splits, false, None).unwrap().iter_mut().flat_map(read_all).collect();
             got.sort();
             let mut want = lines.clone();
             want.sort();
@@ -144,16 +131,7 @@ mod tests {
         let path = dir.path().join("in.csv");
         std::fs::write(&path, "\nip,bytes\n1.1.1.1,5\n2.2.2.2,6\n").unwrap();
         let columns = CsvColumns::default();
-        let mut s = open_splits(
-            &path,
-            2,
-            true,
-            Some(CsvHeader {
-                columns: columns.clone(),
-                delimiter: b',',
-            }),
-        )
-        .unwrap();
+        let mut s = open_splits(&path, 2, true, Some(CsvHeader { columns: columns.clone(), delimiter: b',' })).unwrap();
         assert_eq!(columns.get().unwrap(), &["ip", "bytes"]);
         let all: Vec<String> = s.iter_mut().flat_map(read_all).collect();
         assert_eq!(all, ["1.1.1.1,5", "2.2.2.2,6"]);
@@ -161,12 +139,7 @@ mod tests {
 
     #[test]
     fn missing_files_name_the_path() {
-        let e = open_splits(Path::new("/nonexistent/bids.ndjson"), 1, false, None)
-            .err()
-            .unwrap();
-        assert!(
-            e.to_string().starts_with("/nonexistent/bids.ndjson: "),
-            "{e}"
-        );
+        let e = open_splits(Path::new("/nonexistent/bids.ndjson"), 1, false, None).err().unwrap();
+        assert!(e.to_string().starts_with("/nonexistent/bids.ndjson: "), "{e}");
     }
 }

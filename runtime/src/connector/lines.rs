@@ -41,24 +41,8 @@ impl<R: io::Read> LineReader<R> {
     /// Reads `reader`, whose first byte is at `offset` of the input, up to
     /// the line starting before `limit`. `skip_blank` drops empty and
     /// whitespace-only lines.
-    pub fn new(
-        reader: R,
-        offset: u64,
-        limit: u64,
-        skip_blank: bool,
-        header: Option<HeaderSlot>,
-    ) -> Self {
-        LineReader {
-            reader,
-            buf: vec![0; READ_SIZE],
-            start: 0,
-            end: 0,
-            eof: false,
-            offset,
-            limit,
-            skip_blank,
-            header,
-        }
+    pub fn new(reader: R, offset: u64, limit: u64, skip_blank: bool, header: Option<HeaderSlot>) -> Self {
+        LineReader { reader, buf: vec![0; READ_SIZE], start: 0, end: 0, eof: false, offset, limit, skip_blank, header }
     }
 
     /// Refills the buffer; `Ok(false)` when nothing could be read right now.
@@ -72,11 +56,7 @@ impl<R: io::Read> LineReader<R> {
             if self.buf.len() >= MAX_LINE {
                 return Err(io::Error::new(
                     ErrorKind::InvalidData,
-                    format!(
-                        "a line at byte {} is longer than {} MiB",
-                        self.offset,
-                        MAX_LINE >> 20
-                    ),
+                    format!("a line at byte {} is longer than {} MiB", self.offset, MAX_LINE >> 20),
                 ));
             }
             self.buf.resize(self.buf.len() * 2, 0);
@@ -92,9 +72,7 @@ impl<R: io::Read> LineReader<R> {
                     return Ok(true);
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    return Ok(false)
-                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return Ok(false),
                 Err(e) => return Err(e),
             }
         }
@@ -115,9 +93,8 @@ impl<R: io::Read> LineReader<R> {
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 let blank = self.skip_blank && line.iter().all(u8::is_ascii_whitespace);
                 if let Some(slot) = self.header.take_if(|_| !blank) {
-                    let cols = header_columns(line, slot.delimiter).map_err(|e| {
-                        io::Error::new(ErrorKind::InvalidData, format!("CSV header: {e}"))
-                    })?;
+                    let cols = header_columns(line, slot.delimiter)
+                        .map_err(|e| io::Error::new(ErrorKind::InvalidData, format!("CSV header: {e}")))?;
                     let _ = slot.columns.set(cols);
                 } else if !blank {
                     out.push(ts, None, line);
@@ -147,21 +124,12 @@ impl<R: io::Read> LineReader<R> {
 mod tests {
     use super::*;
 
-    fn all_lines(
-        input: &[u8],
-        offset: u64,
-        limit: u64,
-        max: usize,
-        skip_blank: bool,
-    ) -> Vec<String> {
+    fn all_lines(input: &[u8], offset: u64, limit: u64, max: usize, skip_blank: bool) -> Vec<String> {
         let mut r = LineReader::new(input, offset, limit, skip_blank, None);
         let mut lines = Vec::new();
         loop {
             match r.read(max).unwrap() {
-                Read::Batch(b) => lines.extend(
-                    b.iter()
-                        .map(|r| String::from_utf8(r.value.to_vec()).unwrap()),
-                ),
+                Read::Batch(b) => lines.extend(b.iter().map(|r| String::from_utf8(r.value.to_vec()).unwrap())),
                 Read::Idle => panic!("a slice never blocks"),
                 Read::End => return lines,
             }
@@ -170,10 +138,7 @@ mod tests {
 
     #[test]
     fn splits_lines_with_any_ending() {
-        assert_eq!(
-            all_lines(b"a\nb\r\n\nc", 0, u64::MAX, 2, false),
-            ["a", "b", "", "c"]
-        );
+        assert_eq!(all_lines(b"a\nb\r\n\nc", 0, u64::MAX, 2, false), ["a", "b", "", "c"]);
         assert_eq!(all_lines(b"a\n  \nc\n", 0, u64::MAX, 100, true), ["a", "c"]);
         assert!(all_lines(b"", 0, u64::MAX, 10, false).is_empty());
     }
@@ -181,33 +146,22 @@ mod tests {
     #[test]
     fn stops_at_the_limit_after_the_line_that_crosses_it() {
         // Lines start at 0, 4, 8: a limit of 5 reads the lines starting at 0 and 4.
-        assert_eq!(
-            all_lines(b"aaa\nbbb\nccc\n", 0, 5, 10, false),
-            ["aaa", "bbb"]
-        );
+        assert_eq!(all_lines(b"aaa\nbbb\nccc\n", 0, 5, 10, false), ["aaa", "bbb"]);
     }
 
     #[test]
     fn lines_longer_than_the_buffer_grow_it() {
         let long = "x".repeat(3 * READ_SIZE);
         let input = format!("{long}\nshort\n");
-        assert_eq!(
-            all_lines(input.as_bytes(), 0, u64::MAX, 10, false),
-            [long.as_str(), "short"]
-        );
+        assert_eq!(all_lines(input.as_bytes(), 0, u64::MAX, 10, false), [long.as_str(), "short"]);
     }
 
     #[test]
     fn the_header_line_goes_to_the_slot() {
         let columns = CsvColumns::default();
-        let slot = HeaderSlot {
-            columns: columns.clone(),
-            delimiter: b',',
-        };
+        let slot = HeaderSlot { columns: columns.clone(), delimiter: b',' };
         let mut r = LineReader::new(&b"\na,b\n1,2\n"[..], 0, u64::MAX, true, Some(slot));
-        let Read::Batch(b) = r.read(10).unwrap() else {
-            panic!()
-        };
+        let Read::Batch(b) = r.read(10).unwrap() else { panic!() };
         assert_eq!(b.iter().map(|r| r.value).collect::<Vec<_>>(), [b"1,2"]);
         assert_eq!(columns.get().unwrap(), &["a", "b"]);
     }

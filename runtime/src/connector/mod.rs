@@ -44,7 +44,5 @@ pub trait Sink: Send {
 /// Processing time now, ms since the epoch (the timestamp of records read
 /// without an event-time field).
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

@@ -18,10 +18,7 @@ pub fn format_line(record: &RecordRef<'_>, format: OutputFormat, out: &mut Vec<u
         OutputFormat::Value => out.extend_from_slice(record.value),
         OutputFormat::Record => {
             let mut obj = serde_json::Map::new();
-            obj.insert(
-                "key".into(),
-                record.key.map_or(serde_json::Value::Null, bytes_value),
-            );
+            obj.insert("key".into(), record.key.map_or(serde_json::Value::Null, bytes_value));
             obj.insert("timestamp".into(), record.timestamp.into());
             obj.insert("value".into(), bytes_value(record.value));
             // Serializing a map of plain values cannot fail.
@@ -52,14 +49,9 @@ pub struct FileSink {
 impl FileSink {
     /// Creates (or truncates) `path`.
     pub fn create(path: &Path, format: OutputFormat) -> io::Result<FileSink> {
-        let file = File::create(path).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display()))
-        })?;
-        Ok(FileSink {
-            out: BufWriter::with_capacity(1 << 20, file),
-            format,
-            line: Vec::with_capacity(1 << 16),
-        })
+        let file = File::create(path)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display())))?;
+        Ok(FileSink { out: BufWriter::with_capacity(1 << 20, file), format, line: Vec::with_capacity(1 << 16) })
     }
 }
 
@@ -80,8 +72,7 @@ impl Sink for FileSink {
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        self.out.flush()?;
-        self.out.get_ref().sync_data()
+        self.out.flush()
     }
 }
 
@@ -100,12 +91,7 @@ impl SharedSink {
     /// A handle writing `format` lines to `out`; with `flush_each`, every
     /// batch is flushed (for interactive outputs such as a terminal).
     pub fn new(out: SharedOutput, format: OutputFormat, flush_each: bool) -> SharedSink {
-        SharedSink {
-            out,
-            format,
-            flush_each,
-            buf: Vec::with_capacity(1 << 16),
-        }
+        SharedSink { out, format, flush_each, buf: Vec::with_capacity(1 << 16) }
     }
 }
 
@@ -124,10 +110,7 @@ impl Sink for SharedSink {
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        self.out
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .flush()
+        self.out.lock().unwrap_or_else(PoisonError::into_inner).flush()
     }
 }
 
@@ -137,12 +120,7 @@ mod tests {
 
     #[test]
     fn record_lines_carry_key_time_and_value() {
-        let r = RecordRef {
-            timestamp: 5,
-            key: Some(b"k"),
-            value: b"\xff\x00",
-            raw_headers: &[],
-        };
+        let r = RecordRef { timestamp: 5, key: Some(b"k"), value: b"\xff\x00", raw_headers: &[] };
         let mut out = Vec::new();
         format_line(&r, OutputFormat::Record, &mut out);
         assert_eq!(

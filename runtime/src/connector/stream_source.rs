@@ -47,24 +47,17 @@ pub fn stdin(skip_blank: bool, header: Option<HeaderSlot>) -> StreamSource {
             }
         })
         .expect("spawning the stdin reader");
-    let reader: Box<dyn io::Read + Send> = Box::new(ChannelReader {
-        rx,
-        pending: Vec::new(),
-        at: 0,
-    });
-    StreamSource {
-        reader: LineReader::new(reader, 0, u64::MAX, skip_blank, header),
-    }
+    let reader: Box<dyn io::Read + Send> = Box::new(ChannelReader { rx, pending: Vec::new(), at: 0 });
+    StreamSource { reader: LineReader::new(reader, 0, u64::MAX, skip_blank, header) }
 }
 
 /// A client connection to `address` (like Flink's `socketTextStream`).
-pub fn socket(
-    address: &str,
-    skip_blank: bool,
-    header: Option<HeaderSlot>,
-) -> io::Result<StreamSource> {
+pub fn socket(address: &str, skip_blank: bool, header: Option<HeaderSlot>) -> io::Result<StreamSource> {
     let hint = |e: io::Error| {
-        io::Error::new(e.kind(), format!("cannot connect to {address}: {e} (is a server listening there? for a quick test: `nc -lk PORT`)"))
+        io::Error::new(
+            e.kind(),
+            format!("cannot connect to {address}: {e} (is a server listening there? for a quick test: `nc -lk PORT`)"),
+        )
     };
     let addr = address
         .to_socket_addrs()
@@ -74,9 +67,7 @@ pub fn socket(
     let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(hint)?;
     stream.set_read_timeout(Some(POLL))?;
     let reader: Box<dyn io::Read + Send> = Box::new(stream);
-    Ok(StreamSource {
-        reader: LineReader::new(reader, 0, u64::MAX, skip_blank, header),
-    })
+    Ok(StreamSource { reader: LineReader::new(reader, 0, u64::MAX, skip_blank, header) })
 }
 
 /// `Read` over chunks from a channel; `WouldBlock` when none arrived in time.
@@ -127,10 +118,7 @@ mod tests {
         let mut idles = 0;
         loop {
             match src.read(100).unwrap() {
-                Read::Batch(b) => lines.extend(
-                    b.iter()
-                        .map(|r| String::from_utf8(r.value.to_vec()).unwrap()),
-                ),
+                Read::Batch(b) => lines.extend(b.iter().map(|r| String::from_utf8(r.value.to_vec()).unwrap())),
                 Read::Idle => idles += 1,
                 Read::End => break,
             }
@@ -146,9 +134,6 @@ mod tests {
         let addr = listener.local_addr().unwrap().to_string();
         drop(listener);
         let e = socket(&addr, false, None).err().unwrap().to_string();
-        assert!(
-            e.contains(&format!("cannot connect to {addr}")) && e.contains("nc -lk"),
-            "{e}"
-        );
+        assert!(e.contains(&format!("cannot connect to {addr}")) && e.contains("nc -lk"), "{e}");
     }
 }

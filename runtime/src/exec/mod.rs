@@ -55,13 +55,7 @@ impl fmt::Display for TaskError {
 /// drained). Returns the first real error if any subtask failed.
 pub fn run(plan: Plan, stop: Arc<AtomicBool>) -> Result<(), TaskError> {
     plan.check().map_err(TaskError::Internal)?;
-    let Plan {
-        stages,
-        edges,
-        batch_size,
-        channel_capacity,
-        sink_metrics,
-    } = plan;
+    let Plan { stages, edges, batch_size, channel_capacity, sink_metrics } = plan;
 
     // Channels of edge i: receivers[i][downstream][upstream], senders[i][upstream][downstream].
     let mut receivers: Vec<Vec<Vec<Receiver<crate::types::Message>>>> = Vec::new();
@@ -84,40 +78,19 @@ pub fn run(plan: Plan, stop: Arc<AtomicBool>) -> Result<(), TaskError> {
     let mut handles = Vec::new();
     let last = stages.len() - 1;
     for (si, stage) in stages.into_iter().enumerate().rev() {
-        let mut stage_rx = if si > 0 {
-            receivers.pop().unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let mut stage_tx = if si < last {
-            senders.pop().unwrap_or_default()
-        } else {
-            Vec::new()
-        };
+        let mut stage_rx = if si > 0 { receivers.pop().unwrap_or_default() } else { Vec::new() };
+        let mut stage_tx = if si < last { senders.pop().unwrap_or_default() } else { Vec::new() };
         for (ti, sub) in stage.subtasks.into_iter().enumerate().rev() {
             let inputs = stage_rx.pop().unwrap_or_default();
             let output = match sub.sink {
-                Some(sink) => Output::Sink {
-                    sink,
-                    metrics: sink_metrics.clone(),
-                },
+                Some(sink) => Output::Sink { sink, metrics: sink_metrics.clone() },
                 None => {
                     let targets = stage_tx.pop().unwrap_or_default();
                     match edges[si] {
-                        EdgeKind::Rebalance => Output::Rebalance {
-                            next: ti % targets.len().max(1),
-                            targets,
-                        },
+                        EdgeKind::Rebalance => Output::Rebalance { next: ti % targets.len().max(1), targets },
                         EdgeKind::Hash { max_parallelism } => {
-                            let writers = targets
-                                .iter()
-                                .map(|_| crate::types::BatchWriter::new())
-                                .collect();
-                            Output::Hash {
-                                targets,
-                                max_parallelism,
-                                writers,
-                            }
+                            let writers = targets.iter().map(|_| crate::types::BatchWriter::new()).collect();
+                            Output::Hash { targets, max_parallelism, writers }
                         }
                     }
                 }
@@ -148,14 +121,9 @@ pub fn run(plan: Plan, stop: Arc<AtomicBool>) -> Result<(), TaskError> {
     let mut first: Option<TaskError> = None;
     for h in handles {
         let result = h.join().unwrap_or_else(|panic| {
-            let what = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
-            Err(TaskError::Internal(format!(
-                "a subtask panicked: {}",
-                what.unwrap_or_default()
-            )))
+            let what =
+                panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+            Err(TaskError::Internal(format!("a subtask panicked: {}", what.unwrap_or_default())))
         });
         if let Err(e) = result {
             tracing::debug!("subtask stopped: {e}");

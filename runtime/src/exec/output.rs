@@ -11,21 +11,11 @@ use std::sync::Arc;
 /// A subtask's output.
 pub(crate) enum Output {
     /// Round robin over the next stage's subtasks.
-    Rebalance {
-        targets: Vec<Sender<Message>>,
-        next: usize,
-    },
+    Rebalance { targets: Vec<Sender<Message>>, next: usize },
     /// By key group.
-    Hash {
-        targets: Vec<Sender<Message>>,
-        max_parallelism: u32,
-        writers: Vec<BatchWriter>,
-    },
+    Hash { targets: Vec<Sender<Message>>, max_parallelism: u32, writers: Vec<BatchWriter> },
     /// The pipeline's sink.
-    Sink {
-        sink: Box<dyn Sink>,
-        metrics: Arc<StepMetrics>,
-    },
+    Sink { sink: Box<dyn Sink>, metrics: Arc<StepMetrics> },
 }
 
 fn send(target: &Sender<Message>, message: Message) -> Result<(), TaskError> {
@@ -40,21 +30,14 @@ impl Output {
                 *next = (i + 1) % targets.len();
                 send(&targets[i], Message::Data(batch))
             }
-            Output::Hash {
-                targets,
-                max_parallelism,
-                writers,
-            } => {
+            Output::Hash { targets, max_parallelism, writers } => {
                 let parallelism = targets.len() as u32;
                 for r in batch.iter() {
                     let Some(key) = r.key else {
-                        return Err(TaskError::Internal(
-                            "a record without key reached a key_by shuffle".into(),
-                        ));
+                        return Err(TaskError::Internal("a record without key reached a key_by shuffle".into()));
                     };
                     let kg = key_group(key, *max_parallelism);
-                    writers[subtask_of_key_group(kg, *max_parallelism, parallelism) as usize]
-                        .push_record(&r);
+                    writers[subtask_of_key_group(kg, *max_parallelism, parallelism) as usize].push_record(&r);
                 }
                 for (w, t) in writers.iter_mut().zip(targets.iter()) {
                     if !w.is_empty() {
@@ -65,8 +48,7 @@ impl Output {
             }
             Output::Sink { sink, metrics } => {
                 StepMetrics::add(&metrics.records_in, batch.len());
-                sink.write(&batch)
-                    .map_err(|e| TaskError::Sink(e.to_string()))
+                sink.write(&batch).map_err(|e| TaskError::Sink(e.to_string()))
             }
         }
     }

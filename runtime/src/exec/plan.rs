@@ -83,16 +83,10 @@ impl Plan {
             }
             for s in &stage.subtasks {
                 if matches!(s.input, SubtaskInput::Source(_)) != (i == 0) {
-                    return Err(format!(
-                        "stage {}: only the first stage reads sources",
-                        stage.name
-                    ));
+                    return Err(format!("stage {}: only the first stage reads sources", stage.name));
                 }
                 if s.sink.is_some() != (i == last) {
-                    return Err(format!(
-                        "stage {}: only the last stage writes sinks",
-                        stage.name
-                    ));
+                    return Err(format!("stage {}: only the last stage writes sinks", stage.name));
                 }
             }
         }

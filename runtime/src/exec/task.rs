@@ -36,12 +36,7 @@ impl TaskInput {
 }
 
 /// Runs `ops[from..]` on `batches`, then hands the results to `output`.
-fn push(
-    ops: &mut [ChainOp],
-    from: usize,
-    batches: Vec<Batch>,
-    output: &mut Output,
-) -> Result<(), TaskError> {
+fn push(ops: &mut [ChainOp], from: usize, batches: Vec<Batch>, output: &mut Output) -> Result<(), TaskError> {
     let mut current = batches;
     for c in &mut ops[from..] {
         let mut next = Vec::with_capacity(current.len());
@@ -87,10 +82,7 @@ impl Task {
 
     fn run_source(&mut self, mut source: Box<dyn Source>) -> Result<(), TaskError> {
         while !self.stop.load(Ordering::Relaxed) {
-            match source
-                .read(self.batch_size)
-                .map_err(|e| TaskError::Source(e.to_string()))?
-            {
+            match source.read(self.batch_size).map_err(|e| TaskError::Source(e.to_string()))? {
                 Read::Batch(b) => push(&mut self.chain, 0, vec![b], &mut self.output)?,
                 Read::Idle => {}
                 Read::End => break,
@@ -132,9 +124,7 @@ impl Task {
     }
 
     fn watermark(&mut self, watermark: Timestamp) -> Result<(), TaskError> {
-        each_op(&mut self.chain, &mut self.output, |op, out| {
-            op.on_watermark(watermark, out)
-        })?;
+        each_op(&mut self.chain, &mut self.output, |op, out| op.on_watermark(watermark, out))?;
         self.output.watermark(watermark)
     }
 

@@ -37,9 +37,6 @@ impl UdfCatalog for UdfDirs {
             return Err(format!("function {udf} not found: no UDF directory given (use --udf-dir DIR or WEIR_UDF_DIR with a file {file})"));
         }
         let dirs: Vec<String> = self.dirs.iter().map(|d| d.display().to_string()).collect();
-        Err(format!(
-            "function {udf} not found: no file {file} in {}",
-            dirs.join(", ")
-        ))
+        Err(format!("function {udf} not found: no file {file} in {}", dirs.join(", ")))
     }
 }

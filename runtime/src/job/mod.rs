@@ -111,18 +111,9 @@ pub struct Job {
 
 impl Job {
     /// Builds `manifest`, taking functions from `catalog` and running them on `host`.
-    pub fn build(
-        manifest: &Manifest,
-        host: &WasmHost,
-        catalog: &dyn UdfCatalog,
-    ) -> Result<Job, JobError> {
+    pub fn build(manifest: &Manifest, host: &WasmHost, catalog: &dyn UdfCatalog) -> Result<Job, JobError> {
         let (plan, metrics) = planner::plan(manifest, host, catalog)?;
-        Ok(Job {
-            name: manifest.name.clone(),
-            plan,
-            metrics,
-            stop: Arc::new(AtomicBool::new(false)),
-        })
+        Ok(Job { name: manifest.name.clone(), plan, metrics, stop: Arc::new(AtomicBool::new(false)) })
     }
 
     /// Setting this flag makes the sources stop; the job then drains and ends.
@@ -145,11 +136,7 @@ impl Job {
                 failed_calls: StepMetrics::get(&m.failed_calls),
             })
             .collect();
-        let summary = Summary {
-            pipeline: self.name,
-            elapsed: start.elapsed(),
-            steps,
-        };
+        let summary = Summary { pipeline: self.name, elapsed: start.elapsed(), steps };
         match result {
             Ok(()) => Ok(summary),
             Err(TaskError::Operator(e)) => Err(JobError::Failed(e.to_string())),

@@ -17,8 +17,7 @@ use crate::connector::sink::{FileSink, SharedOutput, SharedSink};
 use crate::connector::{stream_source, Sink, Source};
 use crate::exec::{ChainOp, EdgeKind, Plan, StagePlan, SubtaskInput, SubtaskPlan};
 use crate::manifest::{
-    Format, KeyBySpec, Manifest, OutputSpec, SinkSpec, SourceKind, Splits, StepKind, StepSpec,
-    UdfStepSpec,
+    Format, KeyBySpec, Manifest, OutputSpec, SinkSpec, SourceKind, Splits, StepKind, StepSpec, UdfStepSpec,
 };
 use crate::operator::decode::{CsvColumns, Decode};
 use crate::operator::key_by::{KeyByField, RequireKey};
@@ -36,30 +35,19 @@ const CHANNEL_CAPACITY: usize = 8;
 
 type Metrics = Vec<(String, Arc<StepMetrics>)>;
 
-pub(super) fn plan(
-    m: &Manifest,
-    host: &WasmHost,
-    catalog: &dyn UdfCatalog,
-) -> Result<(Plan, Metrics), JobError> {
+pub(super) fn plan(m: &Manifest, host: &WasmHost, catalog: &dyn UdfCatalog) -> Result<(Plan, Metrics), JobError> {
     let p = m.parallelism;
 
     // 1. Every function, compiled and checked against its step.
     let mut loaded: HashMap<UdfRef, Arc<LoadedComponent>> = HashMap::new();
     for (step, u) in m.udf_steps() {
-        let udf_err = |message: String| JobError::Udf {
-            step: step.label(),
-            message,
-        };
+        let udf_err = |message: String| JobError::Udf { step: step.label(), message };
         if !loaded.contains_key(&u.udf) {
             let bytes = catalog.fetch(&u.udf).map_err(udf_err)?;
-            let component = host
-                .load(&u.udf, &bytes)
-                .map_err(|e| udf_err(e.to_string()))?;
+            let component = host.load(&u.udf, &bytes).map_err(|e| udf_err(e.to_string()))?;
             loaded.insert(u.udf.clone(), component);
         }
-        loaded[&u.udf]
-            .check_kind(u.function)
-            .map_err(|e| udf_err(e.to_string()))?;
+        loaded[&u.udf].check_kind(u.function).map_err(|e| udf_err(e.to_string()))?;
     }
 
     // 2. The source, split.
@@ -72,44 +60,26 @@ pub(super) fn plan(
     for (step, u) in m.udf_steps() {
         let mut per_subtask = Vec::with_capacity(p as usize);
         for subtask in 0..p {
-            let spec = InstanceSpec {
-                params: u.params.clone(),
-                limits: u.limits,
-                subtask,
-            };
+            let spec = InstanceSpec { params: u.params.clone(), limits: u.limits, subtask };
             let udf = host
                 .instantiate(&loaded[&u.udf], u.function, spec)
-                .map_err(|message| JobError::Udf {
-                    step: step.label(),
-                    message,
-                })?;
+                .map_err(|message| JobError::Udf { step: step.label(), message })?;
             per_subtask.push(udf);
         }
         instances.insert(step.index, per_subtask);
     }
 
     // 4. Outputs, now that everything else worked.
-    let dead_letters: Arc<dyn DeadLetters> = Arc::new(DeadLetterWriter::new(
-        &m.name,
-        open_side_output(&m.dead_letter)?,
-    ));
+    let dead_letters: Arc<dyn DeadLetters> =
+        Arc::new(DeadLetterWriter::new(&m.name, open_side_output(&m.dead_letter)?));
     let mut sinks = open_sinks(&m.sink, p)?;
 
     // 5. Stages.
     let source_metrics = Arc::new(StepMetrics::default());
     let sink_metrics = Arc::new(StepMetrics::default());
     let mut metrics: Metrics = vec![(source_label(m), source_metrics.clone())];
-    let step_metrics: Vec<Arc<StepMetrics>> = m
-        .steps
-        .iter()
-        .map(|_| Arc::new(StepMetrics::default()))
-        .collect();
-    metrics.extend(
-        m.steps
-            .iter()
-            .zip(&step_metrics)
-            .map(|(s, mt)| (s.label(), mt.clone())),
-    );
+    let step_metrics: Vec<Arc<StepMetrics>> = m.steps.iter().map(|_| Arc::new(StepMetrics::default())).collect();
+    metrics.extend(m.steps.iter().zip(&step_metrics).map(|(s, mt)| (s.label(), mt.clone())));
     metrics.push((sink_label(&m.sink), sink_metrics.clone()));
 
     let mut segments: Vec<Vec<&StepSpec>> = vec![Vec::new()];
@@ -120,21 +90,13 @@ pub(super) fn plan(
         }
     }
 
-    let mut builder = ChainBuilder {
-        m,
-        columns,
-        dead_letters,
-        step_metrics,
-        source_metrics,
-        instances,
-    };
+    let mut builder = ChainBuilder { m, columns, dead_letters, step_metrics, source_metrics, instances };
     let mut stages = Vec::new();
     let mut edges = Vec::new();
     let fused = splits == p;
     let mut sources: Vec<Option<Box<dyn Source>>> = sources.into_iter().map(Some).collect();
     let source_stage =
-        |chain_of: &mut dyn FnMut(u32) -> Vec<ChainOp>,
-         sources: &mut Vec<Option<Box<dyn Source>>>| StagePlan {
+        |chain_of: &mut dyn FnMut(u32) -> Vec<ChainOp>, sources: &mut Vec<Option<Box<dyn Source>>>| StagePlan {
             name: "source".into(),
             subtasks: sources
                 .iter_mut()
@@ -149,18 +111,13 @@ pub(super) fn plan(
     for (si, seg) in segments.iter().enumerate() {
         let name = format!("stage{si}");
         if si == 0 && fused {
-            stages.push(source_stage(
-                &mut |i| builder.chain(seg, i, true),
-                &mut sources,
-            ));
+            stages.push(source_stage(&mut |i| builder.chain(seg, i, true), &mut sources));
         } else {
             if si == 0 {
                 stages.push(source_stage(&mut |_| Vec::new(), &mut sources));
                 edges.push(EdgeKind::Rebalance);
             } else {
-                edges.push(EdgeKind::Hash {
-                    max_parallelism: m.max_parallelism,
-                });
+                edges.push(EdgeKind::Hash { max_parallelism: m.max_parallelism });
             }
             let subtasks = (0..p)
                 .map(|i| SubtaskPlan {
@@ -176,13 +133,7 @@ pub(super) fn plan(
     for (sub, sink) in last.subtasks.iter_mut().zip(sinks.drain(..)) {
         sub.sink = Some(sink);
     }
-    let plan = Plan {
-        stages,
-        edges,
-        batch_size: m.batch_size,
-        channel_capacity: CHANNEL_CAPACITY,
-        sink_metrics,
-    };
+    let plan = Plan { stages, edges, batch_size: m.batch_size, channel_capacity: CHANNEL_CAPACITY, sink_metrics };
     Ok((plan, metrics))
 }
 
@@ -198,22 +149,12 @@ struct ChainBuilder<'a> {
 
 impl ChainBuilder<'_> {
     fn ctx(&self, label: String, subtask: u32, metrics: &Arc<StepMetrics>) -> StepContext {
-        StepContext {
-            label: label.into(),
-            subtask,
-            dead_letters: self.dead_letters.clone(),
-            metrics: metrics.clone(),
-        }
+        StepContext { label: label.into(), subtask, dead_letters: self.dead_letters.clone(), metrics: metrics.clone() }
     }
 
     fn udf_step(&mut self, step: &StepSpec, u: &UdfStepSpec, subtask: u32) -> UdfStep {
-        let invoker = self.instances.get_mut(&step.index).and_then(|v| {
-            if v.is_empty() {
-                None
-            } else {
-                Some(v.remove(0))
-            }
-        });
+        let invoker =
+            self.instances.get_mut(&step.index).and_then(|v| if v.is_empty() { None } else { Some(v.remove(0)) });
         let invoker = invoker.expect("one instance per subtask was started");
         let ctx = self.ctx(step.label(), subtask, &self.step_metrics[step.index]);
         UdfStep::new(u.function, Box::new(invoker), u.on_error, ctx)
@@ -230,31 +171,20 @@ impl ChainBuilder<'_> {
                 self.columns.clone(),
                 ctx,
             );
-            chain.push(ChainOp {
-                op: Box::new(decode),
-                metrics: self.source_metrics.clone(),
-            });
+            chain.push(ChainOp { op: Box::new(decode), metrics: self.source_metrics.clone() });
         }
         for step in segment {
             let metrics = self.step_metrics[step.index].clone();
             let op: Box<dyn Operator> = match &step.kind {
                 StepKind::Udf(u) => Box::new(self.udf_step(step, u, subtask)),
-                StepKind::KeyBy(KeyBySpec::Field(p)) => Box::new(KeyByField::new(
-                    p.clone(),
-                    self.ctx(step.label(), subtask, &metrics),
-                )),
+                StepKind::KeyBy(KeyBySpec::Field(p)) => {
+                    Box::new(KeyByField::new(p.clone(), self.ctx(step.label(), subtask, &metrics)))
+                }
                 StepKind::KeyBy(KeyBySpec::Udf(u)) => {
                     let call = self.udf_step(step, u, subtask);
-                    chain.push(ChainOp {
-                        op: Box::new(call),
-                        metrics: metrics.clone(),
-                    });
+                    chain.push(ChainOp { op: Box::new(call), metrics: metrics.clone() });
                     let unreported = Arc::new(StepMetrics::default());
-                    Box::new(RequireKey::new(self.ctx(
-                        step.label(),
-                        subtask,
-                        &unreported,
-                    )))
+                    Box::new(RequireKey::new(self.ctx(step.label(), subtask, &unreported)))
                 }
             };
             chain.push(ChainOp { op, metrics });
@@ -298,12 +228,7 @@ fn open_source(m: &Manifest, columns: &CsvColumns) -> Result<Vec<Box<dyn Source>
         }
         _ => None,
     };
-    let slot = || {
-        csv.filter(|c| c.header).map(|c| HeaderSlot {
-            columns: columns.clone(),
-            delimiter: c.delimiter,
-        })
-    };
+    let slot = || csv.filter(|c| c.header).map(|c| HeaderSlot { columns: columns.clone(), delimiter: c.delimiter });
     let source_err = |e: io::Error| JobError::Source(e.to_string());
     Ok(match &m.source.kind {
         SourceKind::File { path, splits } => {
@@ -312,10 +237,8 @@ fn open_source(m: &Manifest, columns: &CsvColumns) -> Result<Vec<Box<dyn Source>
                 Splits::Count(n) => *n,
             };
             // With explicit columns the slot is already filled: the header line is skipped, its names ignored.
-            let header = csv.filter(|c| c.header).map(|c| CsvHeader {
-                columns: columns.clone(),
-                delimiter: c.delimiter,
-            });
+            let header =
+                csv.filter(|c| c.header).map(|c| CsvHeader { columns: columns.clone(), delimiter: c.delimiter });
             open_splits(path, n, skip_blank, header)
                 .map_err(source_err)?
                 .into_iter()
@@ -323,12 +246,12 @@ fn open_source(m: &Manifest, columns: &CsvColumns) -> Result<Vec<Box<dyn Source>
                 .collect()
         }
         SourceKind::Stdin => vec![Box::new(stream_source::stdin(skip_blank, slot()))],
-        SourceKind::Socket { address } => vec![Box::new(
-            stream_source::socket(address, skip_blank, slot()).map_err(source_err)?,
-        )],
-        SourceKind::Bids { seed, count, rate } => (0..auto)
-            .map(|i| Box::new(BidSource::new(*seed, *count, *rate, i, auto)) as Box<dyn Source>)
-            .collect(),
+        SourceKind::Socket { address } => {
+            vec![Box::new(stream_source::socket(address, skip_blank, slot()).map_err(source_err)?)]
+        }
+        SourceKind::Bids { seed, count, rate } => {
+            (0..auto).map(|i| Box::new(BidSource::new(*seed, *count, *rate, i, auto)) as Box<dyn Source>).collect()
+        }
     })
 }
 
@@ -337,8 +260,7 @@ fn create(path: &std::path::Path) -> Result<File, JobError> {
         std::fs::create_dir_all(parent)
             .map_err(|e| JobError::Output(format!("cannot create {}: {e}", parent.display())))?;
     }
-    File::create(path)
-        .map_err(|e| JobError::Output(format!("cannot create {}: {e}", path.display())))
+    File::create(path).map_err(|e| JobError::Output(format!("cannot create {}: {e}", path.display())))
 }
 
 fn open_side_output(spec: &OutputSpec) -> Result<Box<dyn Write + Send>, JobError> {
@@ -352,9 +274,7 @@ fn open_side_output(spec: &OutputSpec) -> Result<Box<dyn Write + Send>, JobError
 fn open_sinks(spec: &SinkSpec, parallelism: u32) -> Result<Vec<Box<dyn Sink>>, JobError> {
     let shared = |out: Box<dyn Write + Send>, format, flush_each| -> Vec<Box<dyn Sink>> {
         let out: SharedOutput = Arc::new(Mutex::new(out));
-        (0..parallelism)
-            .map(|_| Box::new(SharedSink::new(out.clone(), format, flush_each)) as Box<dyn Sink>)
-            .collect()
+        (0..parallelism).map(|_| Box::new(SharedSink::new(out.clone(), format, flush_each)) as Box<dyn Sink>).collect()
     };
     Ok(match spec {
         SinkSpec::Dir { dir, format } => {
@@ -368,11 +288,9 @@ fn open_sinks(spec: &SinkSpec, parallelism: u32) -> Result<Vec<Box<dyn Sink>>, J
             }
             sinks
         }
-        SinkSpec::File { path, format } => shared(
-            Box::new(BufWriter::with_capacity(1 << 20, create(path)?)),
-            *format,
-            false,
-        ),
+        SinkSpec::File { path, format } => {
+            shared(Box::new(BufWriter::with_capacity(1 << 20, create(path)?)), *format, false)
+        }
         SinkSpec::Stdout { format } => shared(Box::new(io::stdout()), *format, true),
     })
 }

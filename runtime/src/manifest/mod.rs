@@ -209,10 +209,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            memory: 128 << 20,
-            call_timeout: Duration::from_secs(1),
-        }
+        Limits { memory: 128 << 20, call_timeout: Duration::from_secs(1) }
     }
 }
 
@@ -292,10 +289,7 @@ impl std::error::Error for ManifestError {}
 
 impl ManifestError {
     pub(crate) fn new(at: impl Into<String>, message: impl Into<String>) -> Self {
-        ManifestError {
-            at: at.into(),
-            message: message.into(),
-        }
+        ManifestError { at: at.into(), message: message.into() }
     }
 }
 
@@ -307,13 +301,9 @@ impl Manifest {
 
     /// Reads, parses and validates the manifest file at `path`.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ManifestError::new("", format!("cannot read manifest {}: {e}", path.display()))
-        })?;
-        let base = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ManifestError::new("", format!("cannot read manifest {}: {e}", path.display())))?;
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         Manifest::parse(&text, base)
     }
 

@@ -135,29 +135,17 @@ fn typed_or_default<T: for<'de> Deserialize<'de> + Default>(value: Value, at: &s
 }
 
 /// Splits `map` into the one key of `kinds` it must have and the rest.
-fn one_kind(
-    map: &Mapping,
-    kinds: &[&str],
-    extra: &[&str],
-    at: &str,
-    what: &str,
-) -> Result<(String, Value)> {
+fn one_kind(map: &Mapping, kinds: &[&str], extra: &[&str], at: &str, what: &str) -> Result<(String, Value)> {
     let mut found = None;
     for (k, v) in map {
         let Some(k) = k.as_str() else {
-            return Err(ManifestError::new(
-                at,
-                format!("keys must be strings, found {k:?}"),
-            ));
+            return Err(ManifestError::new(at, format!("keys must be strings, found {k:?}")));
         };
         if kinds.contains(&k) {
             if let Some((first, _)) = &found {
                 return Err(ManifestError::new(
                     at,
-                    format!(
-                        "has both `{first}` and `{k}`: a {what} is exactly one of {}",
-                        kinds.join(", ")
-                    ),
+                    format!("has both `{first}` and `{k}`: a {what} is exactly one of {}", kinds.join(", ")),
                 ));
             }
             found = Some((k.to_string(), v.clone()));
@@ -166,19 +154,11 @@ fn one_kind(
             known.extend_from_slice(extra);
             return Err(ManifestError::new(
                 at,
-                format!(
-                    "unknown {what} `{k}` (expected one of: {})",
-                    known.join(", ")
-                ),
+                format!("unknown {what} `{k}` (expected one of: {})", known.join(", ")),
             ));
         }
     }
-    found.ok_or_else(|| {
-        ManifestError::new(
-            at,
-            format!("no {what} given: expected one of {}", kinds.join(", ")),
-        )
-    })
+    found.ok_or_else(|| ManifestError::new(at, format!("no {what} given: expected one of {}", kinds.join(", "))))
 }
 
 fn get<'a>(map: &'a Mapping, key: &str) -> Option<&'a Value> {
@@ -186,19 +166,14 @@ fn get<'a>(map: &'a Mapping, key: &str) -> Option<&'a Value> {
 }
 
 pub(super) fn parse(text: &str, base: &Path) -> Result<Manifest> {
-    let raw: RawManifest = serde_norway::from_str(text)
-        .map_err(|e| ManifestError::new("", format!("invalid manifest: {e}")))?;
+    let raw: RawManifest =
+        serde_norway::from_str(text).map_err(|e| ManifestError::new("", format!("invalid manifest: {e}")))?;
 
     let name = raw.name;
     let name_ok = !name.is_empty()
         && name.len() <= 64
-        && name
-            .bytes()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_');
+        && name.bytes().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_');
     if !name_ok {
         return Err(ManifestError::new(
             "name",
@@ -221,10 +196,7 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Manifest> {
     }
     let batch_size = raw.batch_size.map_or(DEFAULT_BATCH_SIZE, |b| b as usize);
     if !(1..=65_536).contains(&batch_size) {
-        return Err(ManifestError::new(
-            "batch_size",
-            format!("{batch_size} is out of range 1..=65536"),
-        ));
+        return Err(ManifestError::new("batch_size", format!("{batch_size} is out of range 1..=65536")));
     }
     let limits = match raw.limits {
         Some(v) => limits(v, Limits::default(), "limits")?,
@@ -241,16 +213,7 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Manifest> {
         Some(m) => side_output(&m, base, "dead_letter")?,
         None => OutputSpec::Stderr,
     };
-    Ok(Manifest {
-        name,
-        parallelism,
-        max_parallelism,
-        batch_size,
-        source,
-        steps,
-        sink,
-        dead_letter,
-    })
+    Ok(Manifest { name, parallelism, max_parallelism, batch_size, source, steps, sink, dead_letter })
 }
 
 fn path(base: &Path, p: &str, at: &str) -> Result<PathBuf> {
@@ -258,11 +221,7 @@ fn path(base: &Path, p: &str, at: &str) -> Result<PathBuf> {
         return Err(ManifestError::new(at, "the path is empty"));
     }
     let p = Path::new(p);
-    Ok(if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    })
+    Ok(if p.is_absolute() { p.to_path_buf() } else { base.join(p) })
 }
 
 fn limits(v: Value, defaults: Limits, at: &str) -> Result<Limits> {
@@ -271,15 +230,11 @@ fn limits(v: Value, defaults: Limits, at: &str) -> Result<Limits> {
     if let Some(m) = raw.memory {
         l.memory = parse_size(&m).map_err(|e| ManifestError::new(format!("{at}.memory"), e))?;
         if l.memory < 1 << 20 {
-            return Err(ManifestError::new(
-                format!("{at}.memory"),
-                format!("`{m}` is below the minimum of 1MiB"),
-            ));
+            return Err(ManifestError::new(format!("{at}.memory"), format!("`{m}` is below the minimum of 1MiB")));
         }
     }
     if let Some(t) = raw.call_timeout {
-        l.call_timeout =
-            parse_duration(&t).map_err(|e| ManifestError::new(format!("{at}.call_timeout"), e))?;
+        l.call_timeout = parse_duration(&t).map_err(|e| ManifestError::new(format!("{at}.call_timeout"), e))?;
         if l.call_timeout < Duration::from_millis(10) {
             return Err(ManifestError::new(
                 format!("{at}.call_timeout"),
@@ -300,11 +255,7 @@ fn format(text: Option<&str>, csv: Option<RawCsv>, default: Format, at: &str) ->
         ("lines", None) => Ok(Format::Lines),
         ("json", None) => Ok(Format::Json),
         ("csv", csv) => {
-            let csv = csv.unwrap_or(RawCsv {
-                header: None,
-                columns: None,
-                delimiter: None,
-            });
+            let csv = csv.unwrap_or(RawCsv { header: None, columns: None, delimiter: None });
             let header = csv.header.unwrap_or(csv.columns.is_none());
             if !header && csv.columns.is_none() {
                 return Err(ManifestError::new(
@@ -323,16 +274,11 @@ fn format(text: Option<&str>, csv: Option<RawCsv>, default: Format, at: &str) ->
                     ))
                 }
             };
-            Ok(Format::Csv(CsvSpec {
-                header,
-                columns: csv.columns,
-                delimiter,
-            }))
+            Ok(Format::Csv(CsvSpec { header, columns: csv.columns, delimiter }))
         }
-        ("lines" | "json", Some(_)) => Err(ManifestError::new(
-            at,
-            format!("`csv` options given but the format is {f}"),
-        )),
+        ("lines" | "json", Some(_)) => {
+            Err(ManifestError::new(at, format!("`csv` options given but the format is {f}")))
+        }
         (other, _) => Err(ManifestError::new(
             format!("{at}.format"),
             format!("unknown format `{other}` (expected lines, json or csv)"),
@@ -341,13 +287,8 @@ fn format(text: Option<&str>, csv: Option<RawCsv>, default: Format, at: &str) ->
 }
 
 fn source(map: &Mapping, base: &Path) -> Result<SourceSpec> {
-    let (kind, v) = one_kind(
-        map,
-        &["file", "stdin", "socket", "bids"],
-        &["event_time", "watermark"],
-        "source",
-        "source",
-    )?;
+    let (kind, v) =
+        one_kind(map, &["file", "stdin", "socket", "bids"], &["event_time", "watermark"], "source", "source")?;
     let at = format!("source.{kind}");
     let (kind, format) = match kind.as_str() {
         "file" => {
@@ -355,11 +296,7 @@ fn source(map: &Mapping, base: &Path) -> Result<SourceSpec> {
             let path = path(base, &f.path, &format!("{at}.path"))?;
             let by_extension = match path.extension().and_then(|e| e.to_str()) {
                 Some("json" | "ndjson" | "jsonl") => Format::Json,
-                Some("csv") => Format::Csv(CsvSpec {
-                    header: true,
-                    columns: None,
-                    delimiter: b',',
-                }),
+                Some("csv") => Format::Csv(CsvSpec { header: true, columns: None, delimiter: b',' }),
                 _ => Format::Lines,
             };
             let format = format(f.format.as_deref(), f.csv, by_extension, &at)?;
@@ -380,18 +317,13 @@ fn source(map: &Mapping, base: &Path) -> Result<SourceSpec> {
         }
         "stdin" => {
             let s: RawStream = typed_or_default(v, &at)?;
-            (
-                SourceKind::Stdin,
-                format(s.format.as_deref(), s.csv, Format::Lines, &at)?,
-            )
+            (SourceKind::Stdin, format(s.format.as_deref(), s.csv, Format::Lines, &at)?)
         }
         "socket" => {
             let s: RawSocket = typed(v, &at)?;
             let host = s.host.unwrap_or_else(|| "127.0.0.1".to_string());
             (
-                SourceKind::Socket {
-                    address: format!("{host}:{}", s.port),
-                },
+                SourceKind::Socket { address: format!("{host}:{}", s.port) },
                 format(s.format.as_deref(), s.csv, Format::Lines, &at)?,
             )
         }
@@ -403,22 +335,15 @@ fn source(map: &Mapping, base: &Path) -> Result<SourceSpec> {
                     "0 events per second would never produce anything",
                 ));
             }
-            (
-                SourceKind::Bids {
-                    seed: b.seed.unwrap_or(42),
-                    count: b.count,
-                    rate: b.rate,
-                },
-                Format::Json,
-            )
+            (SourceKind::Bids { seed: b.seed.unwrap_or(42), count: b.count, rate: b.rate }, Format::Json)
         }
     };
     let event_time = match get(map, "event_time") {
         None => None,
         Some(v) => {
             let e: RawEventTime = typed(v.clone(), "source.event_time")?;
-            let field = Pointer::parse(&e.field)
-                .map_err(|e| ManifestError::new("source.event_time.field", e.to_string()))?;
+            let field =
+                Pointer::parse(&e.field).map_err(|e| ManifestError::new("source.event_time.field", e.to_string()))?;
             if format == Format::Lines {
                 return Err(ManifestError::new(
                     "source.event_time",
@@ -429,16 +354,9 @@ fn source(map: &Mapping, base: &Path) -> Result<SourceSpec> {
         }
     };
     if get(map, "watermark").is_some() {
-        return Err(ManifestError::new(
-            "source.watermark",
-            "watermarks are not supported by this version of weir",
-        ));
+        return Err(ManifestError::new("source.watermark", "watermarks are not supported by this version of weir"));
     }
-    Ok(SourceSpec {
-        kind,
-        format,
-        event_time,
-    })
+    Ok(SourceSpec { kind, format, event_time })
 }
 
 fn on_error(text: Option<&str>, at: &str) -> Result<ErrorPolicy> {
@@ -456,10 +374,7 @@ fn params(map: Mapping, at: &str) -> Result<Vec<(String, String)>> {
     let mut out = Vec::with_capacity(map.len());
     for (k, v) in map {
         let Some(k) = k.as_str() else {
-            return Err(ManifestError::new(
-                format!("{at}.params"),
-                format!("names must be strings, found {k:?}"),
-            ));
+            return Err(ManifestError::new(format!("{at}.params"), format!("names must be strings, found {k:?}")));
         };
         let v = match v {
             Value::String(s) => s,
@@ -491,13 +406,7 @@ fn udf_step(
         Some(v) => limits(v, defaults, &format!("{at}.limits"))?,
         None => defaults,
     };
-    Ok(UdfStepSpec {
-        function,
-        udf,
-        params: params(raw_params, at)?,
-        on_error: on_error(raw_on_error, at)?,
-        limits,
-    })
+    Ok(UdfStepSpec { function, udf, params: params(raw_params, at)?, on_error: on_error(raw_on_error, at)?, limits })
 }
 
 const STEP_KINDS: &[&str] = &["map", "filter", "flat_map", "key_by", "window", "process"];
@@ -530,28 +439,37 @@ fn step(index: usize, v: Value, defaults: Limits) -> Result<StepSpec> {
                 _ => FunctionKind::FlatMap,
             };
             let r: RawUdfStep = typed(body, &inner)?;
-            StepKind::Udf(udf_step(
-                function,
-                &r.udf,
-                r.params,
-                r.on_error.as_deref(),
-                r.limits,
-                defaults,
-                &inner,
-            )?)
+            StepKind::Udf(udf_step(function, &r.udf, r.params, r.on_error.as_deref(), r.limits, defaults, &inner)?)
         }
         "key_by" => {
             let r: RawKeyBy = typed(body, &inner)?;
             match (r.field, r.udf) {
                 (Some(f), None) => {
                     if !r.params.is_empty() || r.on_error.is_some() || r.limits.is_some() {
-                        return Err(ManifestError::new(&inner, "`params`, `on_error` and `limits` only apply to a key_by `udf`"));
+                        return Err(ManifestError::new(
+                            &inner,
+                            "`params`, `on_error` and `limits` only apply to a key_by `udf`",
+                        ));
                     }
-                    let p = Pointer::parse(&f).map_err(|e| ManifestError::new(format!("{inner}.field"), e.to_string()))?;
+                    let p =
+                        Pointer::parse(&f).map_err(|e| ManifestError::new(format!("{inner}.field"), e.to_string()))?;
                     StepKind::KeyBy(KeyBySpec::Field(p))
                 }
-                (None, Some(u)) => StepKind::KeyBy(KeyBySpec::Udf(udf_step(FunctionKind::Map, &u, r.params, r.on_error.as_deref(), r.limits, defaults, &inner)?)),
-                _ => return Err(ManifestError::new(&inner, "give exactly one of `field` (a JSON pointer such as /user) or `udf` (NAME@VERSION)")),
+                (None, Some(u)) => StepKind::KeyBy(KeyBySpec::Udf(udf_step(
+                    FunctionKind::Map,
+                    &u,
+                    r.params,
+                    r.on_error.as_deref(),
+                    r.limits,
+                    defaults,
+                    &inner,
+                )?)),
+                _ => {
+                    return Err(ManifestError::new(
+                        &inner,
+                        "give exactly one of `field` (a JSON pointer such as /user) or `udf` (NAME@VERSION)",
+                    ))
+                }
             }
         }
         other => {
@@ -559,10 +477,7 @@ fn step(index: usize, v: Value, defaults: Limits) -> Result<StepSpec> {
         }
     };
     if get(&map, "aggregate").is_some() {
-        return Err(ManifestError::new(
-            format!("{at}.aggregate"),
-            "`aggregate` belongs to a `window` step",
-        ));
+        return Err(ManifestError::new(format!("{at}.aggregate"), "`aggregate` belongs to a `window` step"));
     }
     Ok(StepSpec { index, name, kind })
 }
@@ -588,14 +503,15 @@ fn sink(map: &Mapping, base: &Path) -> Result<SinkSpec> {
             match (f.path, f.dir) {
                 (Some(p), None) => Ok(SinkSpec::File { path: path(base, &p, &format!("{at}.path"))?, format }),
                 (None, Some(d)) => Ok(SinkSpec::Dir { dir: path(base, &d, &format!("{at}.dir"))?, format }),
-                _ => Err(ManifestError::new(at, "give exactly one of `path` (one file) or `dir` (a part-N.txt file per subtask)")),
+                _ => Err(ManifestError::new(
+                    at,
+                    "give exactly one of `path` (one file) or `dir` (a part-N.txt file per subtask)",
+                )),
             }
         }
         _ => {
             let s: RawStdout = typed_or_default(v, &at)?;
-            Ok(SinkSpec::Stdout {
-                format: output_format(s.format.as_deref(), &at)?,
-            })
+            Ok(SinkSpec::Stdout { format: output_format(s.format.as_deref(), &at)? })
         }
     }
 }
@@ -606,11 +522,7 @@ fn side_output(map: &Mapping, base: &Path, at: &str) -> Result<OutputSpec> {
     match kind.as_str() {
         "file" => {
             let f: RawOutputFile = typed(v, &inner)?;
-            Ok(OutputSpec::File(path(
-                base,
-                &f.path,
-                &format!("{inner}.path"),
-            )?))
+            Ok(OutputSpec::File(path(base, &f.path, &format!("{inner}.path"))?))
         }
         "stdout" => {
             typed_or_default::<RawNothing>(v, &inner)?;

@@ -8,20 +8,14 @@ fn parse(yaml: &str) -> Result<Manifest, ManifestError> {
 
 /// A valid manifest with `steps` and `extra` spliced in.
 fn with_steps(steps: &str) -> String {
-    format!(
-        "name: t\nsource:\n  file: {{ path: in.ndjson }}\nsteps:\n{steps}\nsink:\n  stdout: {{}}\n"
-    )
+    format!("name: t\nsource:\n  file: {{ path: in.ndjson }}\nsteps:\n{steps}\nsink:\n  stdout: {{}}\n")
 }
 
 #[track_caller]
 fn check_err(yaml: &str, at: &str, contains: &str) {
     let e = parse(yaml).expect_err("manifest should be refused");
     assert_eq!(e.at, at, "{e}");
-    assert!(
-        e.message.contains(contains),
-        "message {:?} lacks {contains:?}",
-        e.message
-    );
+    assert!(e.message.contains(contains), "message {:?} lacks {contains:?}", e.message);
 }
 
 #[test]
@@ -46,58 +40,20 @@ dead_letter:
 "#,
     )
     .unwrap();
-    assert_eq!(
-        (
-            m.name.as_str(),
-            m.parallelism,
-            m.max_parallelism,
-            m.batch_size
-        ),
-        ("q1-eur", 2, 128, 1024)
-    );
-    let SourceKind::File { path, splits } = &m.source.kind else {
-        panic!()
-    };
-    assert_eq!(
-        (path.as_path(), *splits),
-        (Path::new("/base/data/bids.ndjson"), Splits::Auto)
-    );
+    assert_eq!((m.name.as_str(), m.parallelism, m.max_parallelism, m.batch_size), ("q1-eur", 2, 128, 1024));
+    let SourceKind::File { path, splits } = &m.source.kind else { panic!() };
+    assert_eq!((path.as_path(), *splits), (Path::new("/base/data/bids.ndjson"), Splits::Auto));
     assert_eq!(m.source.format, Format::Json);
     assert_eq!(m.source.event_time.as_ref().unwrap().field.as_str(), "/ts");
-    let StepKind::Udf(map) = &m.steps[0].kind else {
-        panic!()
-    };
-    assert_eq!(
-        map.params,
-        vec![
-            ("rate".to_string(), "0.9".to_string()),
-            ("exact".to_string(), "true".to_string())
-        ]
-    );
-    assert_eq!(
-        (map.on_error, map.limits),
-        (ErrorPolicy::DeadLetter, Limits::default())
-    );
-    let StepKind::Udf(filter) = &m.steps[1].kind else {
-        panic!()
-    };
+    let StepKind::Udf(map) = &m.steps[0].kind else { panic!() };
+    assert_eq!(map.params, vec![("rate".to_string(), "0.9".to_string()), ("exact".to_string(), "true".to_string())]);
+    assert_eq!((map.on_error, map.limits), (ErrorPolicy::DeadLetter, Limits::default()));
+    let StepKind::Udf(filter) = &m.steps[1].kind else { panic!() };
     assert_eq!(filter.on_error, ErrorPolicy::Fail);
-    assert_eq!(
-        filter.limits,
-        Limits {
-            memory: 64 << 20,
-            call_timeout: Duration::from_millis(250)
-        }
-    );
+    assert_eq!(filter.limits, Limits { memory: 64 << 20, call_timeout: Duration::from_millis(250) });
     assert_eq!(m.steps[1].label(), "steps[1] (big) filter auction-filter@2");
     assert_eq!(m.steps[2].label(), "steps[2] key_by /auction");
-    assert_eq!(
-        m.sink,
-        SinkSpec::Dir {
-            dir: "/base/out".into(),
-            format: OutputFormat::Value
-        }
-    );
+    assert_eq!(m.sink, SinkSpec::Dir { dir: "/base/out".into(), format: OutputFormat::Value });
     assert_eq!(m.dead_letter, OutputSpec::File("/tmp/dlq.ndjson".into()));
     assert_eq!(m.udf_steps().count(), 3);
 }
@@ -105,56 +61,22 @@ dead_letter:
 #[test]
 fn sources_and_formats() {
     let m = parse("name: t\nsource: { bids: { count: 10 } }\nsink: { stdout: }\n").unwrap();
-    assert!(matches!(
-        m.source.kind,
-        SourceKind::Bids {
-            seed: 42,
-            count: Some(10),
-            rate: None
-        }
-    ));
+    assert!(matches!(m.source.kind, SourceKind::Bids { seed: 42, count: Some(10), rate: None }));
     assert_eq!(m.dead_letter, OutputSpec::Stderr);
-    let m = parse(
-        "name: t\nsource: { socket: { port: 9999 } }\nsink: { stdout: { format: record } }\n",
-    )
-    .unwrap();
-    assert!(
-        matches!(&m.source.kind, SourceKind::Socket { address } if address == "127.0.0.1:9999")
-    );
-    assert_eq!(
-        m.sink,
-        SinkSpec::Stdout {
-            format: OutputFormat::Record
-        }
-    );
+    let m = parse("name: t\nsource: { socket: { port: 9999 } }\nsink: { stdout: { format: record } }\n").unwrap();
+    assert!(matches!(&m.source.kind, SourceKind::Socket { address } if address == "127.0.0.1:9999"));
+    assert_eq!(m.sink, SinkSpec::Stdout { format: OutputFormat::Record });
     let m = parse("name: t\nsource: { stdin: { format: csv, csv: { columns: [a, b], header: false, delimiter: tab } } }\nsink: { stdout: }\n").unwrap();
     assert_eq!(
         m.source.format,
-        Format::Csv(CsvSpec {
-            header: false,
-            columns: Some(vec!["a".into(), "b".into()]),
-            delimiter: b'\t'
-        })
+        Format::Csv(CsvSpec { header: false, columns: Some(vec!["a".into(), "b".into()]), delimiter: b'\t' })
     );
-    let m = parse("name: t\nsource: { file: { path: x.csv, splits: 3 } }\nsink: { stdout: }\n")
-        .unwrap();
-    assert_eq!(
-        m.source.format,
-        Format::Csv(CsvSpec {
-            header: true,
-            columns: None,
-            delimiter: b','
-        })
-    );
-    assert!(matches!(
-        m.source.kind,
-        SourceKind::File {
-            splits: Splits::Count(3),
-            ..
-        }
-    ));
+    let m = parse("name: t\nsource: { file: { path: x.csv, splits: 3 } }\nsink: { stdout: }\n").unwrap();
+    assert_eq!(m.source.format, Format::Csv(CsvSpec { header: true, columns: None, delimiter: b',' }));
+    assert!(matches!(m.source.kind, SourceKind::File { splits: Splits::Count(3), .. }));
     // JSON is YAML too.
-    let m = parse(r#"{"name":"j","source":{"stdin":{}},"steps":[{"map":{"udf":"a@1"}}],"sink":{"stdout":{}}}"#).unwrap();
+    let m =
+        parse(r#"{"name":"j","source":{"stdin":{}},"steps":[{"map":{"udf":"a@1"}}],"sink":{"stdout":{}}}"#).unwrap();
     assert_eq!(m.steps.len(), 1);
 }
 
@@ -175,11 +97,7 @@ fn errors_name_the_place_and_the_fix() {
         "steps[0].map.udf",
         "`currency` has no version: expected NAME@VERSION",
     );
-    check_err(
-        &with_steps("  - map: { udff: a@1 }"),
-        "steps[0].map",
-        "unknown field `udff`",
-    );
+    check_err(&with_steps("  - map: { udff: a@1 }"), "steps[0].map", "unknown field `udff`");
     check_err(
         &with_steps("  - map: { udf: a@1, limits: { call_timeout: 10x } }"),
         "steps[0].map.limits.call_timeout",
@@ -190,57 +108,25 @@ fn errors_name_the_place_and_the_fix() {
         "steps[0].map.on_error",
         "unknown policy `ignore`",
     );
-    check_err(
-        &with_steps("  - key_by: {}"),
-        "steps[0].key_by",
-        "give exactly one of `field`",
-    );
-    check_err(
-        &with_steps("  - key_by: { field: auction }"),
-        "steps[0].key_by.field",
-        "is not a JSON pointer",
-    );
-    check_err(
-        &with_steps("  - window: { tumbling: 10s }"),
-        "steps[0].window",
-        "not supported by this version",
-    );
+    check_err(&with_steps("  - key_by: {}"), "steps[0].key_by", "give exactly one of `field`");
+    check_err(&with_steps("  - key_by: { field: auction }"), "steps[0].key_by.field", "is not a JSON pointer");
+    check_err(&with_steps("  - window: { tumbling: 10s }"), "steps[0].window", "not supported by this version");
     check_err(
         &with_steps("  - map: { udf: a@1, params: { x: [1] } }"),
         "steps[0].map.params.x",
         "must be a string, number or boolean",
     );
     check_err(&with_steps("  - 7"), "steps[0]", "a step is a mapping");
-    check_err(
-        "name: T\nsource: { stdin: }\nsink: { stdout: }\n",
-        "name",
-        "use 1-64 of a-z",
-    );
-    check_err(
-        "name: t\nparallelism: 0\nsource: { stdin: }\nsink: { stdout: }\n",
-        "parallelism",
-        "out of range",
-    );
+    check_err("name: T\nsource: { stdin: }\nsink: { stdout: }\n", "name", "use 1-64 of a-z");
+    check_err("name: t\nparallelism: 0\nsource: { stdin: }\nsink: { stdout: }\n", "parallelism", "out of range");
     check_err(
         "name: t\nsource: { stdin: }\nsink: { stdout: }\nlimits: { memory: 10 }\n",
         "limits.memory",
         "below the minimum of 1MiB",
     );
-    check_err(
-        "name: t\nsource: { kafka: {} }\nsink: { stdout: }\n",
-        "source",
-        "unknown source `kafka`",
-    );
-    check_err(
-        "name: t\nsource: { stdin: , file: { path: a } }\nsink: { stdout: }\n",
-        "source",
-        "has both",
-    );
-    check_err(
-        "name: t\nsource: { event_time: { field: /ts } }\nsink: { stdout: }\n",
-        "source",
-        "no source given",
-    );
+    check_err("name: t\nsource: { kafka: {} }\nsink: { stdout: }\n", "source", "unknown source `kafka`");
+    check_err("name: t\nsource: { stdin: , file: { path: a } }\nsink: { stdout: }\n", "source", "has both");
+    check_err("name: t\nsource: { event_time: { field: /ts } }\nsink: { stdout: }\n", "source", "no source given");
     check_err(
         "name: t\nsource: { stdin: , event_time: { field: /ts } }\nsink: { stdout: }\n",
         "source.event_time",
@@ -271,11 +157,7 @@ fn errors_name_the_place_and_the_fix() {
         "dead_letter",
         "unknown output `s3`",
     );
-    check_err(
-        "name: t\nsource: { stdin: }\nsink: { stdout: }\nbogus: 1\n",
-        "",
-        "unknown field `bogus`",
-    );
+    check_err("name: t\nsource: { stdin: }\nsink: { stdout: }\nbogus: 1\n", "", "unknown field `bogus`");
     check_err("name: t\nsource: { stdin: }\n", "", "missing field `sink`");
     check_err("name: [unclosed\n", "", "invalid manifest");
 }

@@ -19,8 +19,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "d" => n.checked_mul(86_400_000),
         _ => return Err(bad()),
     };
-    ms.map(Duration::from_millis)
-        .ok_or_else(|| format!("`{text}` is too long a duration"))
+    ms.map(Duration::from_millis).ok_or_else(|| format!("`{text}` is too long a duration"))
 }
 
 /// Parses a size: a whole number of bytes, optionally followed by B, KB, MB,
@@ -43,8 +42,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "GiB" => 1 << 30,
         _ => return Err(bad()),
     };
-    n.checked_mul(factor)
-        .ok_or_else(|| format!("`{text}` is too large"))
+    n.checked_mul(factor).ok_or_else(|| format!("`{text}` is too large"))
 }
 
 #[cfg(test)]
@@ -53,14 +51,7 @@ mod tests {
 
     #[test]
     fn durations() {
-        let ok = [
-            ("500ms", 500),
-            ("2s", 2_000),
-            ("1m", 60_000),
-            ("3 h", 10_800_000),
-            ("1d", 86_400_000),
-            ("0s", 0),
-        ];
+        let ok = [("500ms", 500), ("2s", 2_000), ("1m", 60_000), ("3 h", 10_800_000), ("1d", 86_400_000), ("0s", 0)];
         for (t, ms) in ok {
             assert_eq!(parse_duration(t).unwrap(), Duration::from_millis(ms), "{t}");
         }
@@ -75,13 +66,7 @@ mod tests {
 
     #[test]
     fn sizes() {
-        for (t, n) in [
-            ("64MiB", 64 << 20),
-            ("1GiB", 1 << 30),
-            ("10MB", 10_000_000),
-            ("4096", 4096),
-            ("1 KiB", 1024),
-        ] {
+        for (t, n) in [("64MiB", 64 << 20), ("1GiB", 1 << 30), ("10MB", 10_000_000), ("4096", 4096), ("1 KiB", 1024)] {
             assert_eq!(parse_size(t).unwrap(), n, "{t}");
         }
         for t in ["", "MiB", "1.5GiB", "12 parsecs"] {

@@ -27,44 +27,34 @@ pub struct Decode {
 impl Decode {
     /// A decoder for `format`, with event time from `event_time` if given.
     /// For CSV, `columns` holds (or will hold, before the first record) the column names.
-    pub fn new(
-        format: Format,
-        event_time: Option<Pointer>,
-        columns: CsvColumns,
-        ctx: StepContext,
-    ) -> Self {
-        Decode {
-            format,
-            event_time,
-            columns,
-            ctx,
-        }
+    pub fn new(format: Format, event_time: Option<Pointer>, columns: CsvColumns, ctx: StepContext) -> Self {
+        Decode { format, event_time, columns, ctx }
     }
 
     /// The event time of a validated JSON value, or why there is none.
     fn event_time(&self, value: &[u8]) -> Result<i64, (&'static str, String)> {
-        let pointer = self
-            .event_time
-            .as_ref()
-            .expect("called with an event-time field");
+        let pointer = self.event_time.as_ref().expect("called with an event-time field");
         let mut found = [None];
         weir_json::scan(value, std::slice::from_ref(pointer), &mut found)
             .map_err(|e| ("invalid_input", e.to_string()))?;
         match found[0] {
             None => Err(("invalid_input", format!("event-time field {pointer} is missing"))),
             Some(v) => v.as_i64().ok_or_else(|| {
-                let what = if v.kind() == Kind::Number { String::from_utf8_lossy(v.raw()).into_owned() } else { format!("a {}", v.kind().name()) };
-                ("invalid_input", format!("event-time field {pointer} is {what}, expected integer milliseconds since the epoch"))
+                let what = if v.kind() == Kind::Number {
+                    String::from_utf8_lossy(v.raw()).into_owned()
+                } else {
+                    format!("a {}", v.kind().name())
+                };
+                (
+                    "invalid_input",
+                    format!("event-time field {pointer} is {what}, expected integer milliseconds since the epoch"),
+                )
             }),
         }
     }
 
     fn json(&mut self, mut batch: Batch, out: &mut Vec<Batch>) -> Result<(), OperatorError> {
-        let mut timestamps = Vec::with_capacity(if self.event_time.is_some() {
-            batch.len()
-        } else {
-            0
-        });
+        let mut timestamps = Vec::with_capacity(if self.event_time.is_some() { batch.len() } else { 0 });
         let mut refused: Vec<(usize, &'static str, String)> = Vec::new();
         for (i, r) in batch.iter().enumerate() {
             let checked = match self.event_time {
@@ -93,11 +83,7 @@ impl Decode {
                 self.ctx.dead_letter(kind, reason, &r)?;
                 continue;
             }
-            let ts = if self.event_time.is_some() {
-                timestamps[i]
-            } else {
-                r.timestamp
-            };
+            let ts = if self.event_time.is_some() { timestamps[i] } else { r.timestamp };
             kept.push_with_headers(ts, r.key, r.value, r.raw_headers);
         }
         if !kept.is_empty() {
@@ -106,23 +92,16 @@ impl Decode {
         Ok(())
     }
 
-    fn csv(
-        &mut self,
-        batch: Batch,
-        delimiter: u8,
-        out: &mut Vec<Batch>,
-    ) -> Result<(), OperatorError> {
+    fn csv(&mut self, batch: Batch, delimiter: u8, out: &mut Vec<Batch>) -> Result<(), OperatorError> {
         let Some(columns) = self.columns.get() else {
-            return Err(self
-                .ctx
-                .error("CSV records arrived before the header line was read"));
+            return Err(self.ctx.error("CSV records arrived before the header line was read"));
         };
         let mut converted = BatchWriter::with_capacity(batch.byte_len() * 2);
         let mut json = Vec::new();
         for r in batch.iter() {
             json.clear();
-            let result = csv::split_row(r.value, delimiter)
-                .and_then(|fields| csv::row_to_json(columns, &fields, &mut json));
+            let result =
+                csv::split_row(r.value, delimiter).and_then(|fields| csv::row_to_json(columns, &fields, &mut json));
             if let Err(reason) = result {
                 self.ctx.dead_letter("invalid_input", &reason, &r)?;
                 continue;

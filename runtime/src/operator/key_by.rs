@@ -26,23 +26,12 @@ impl Operator for KeyByField {
         let mut found = [None];
         for r in batch.iter() {
             match weir_json::scan(r.value, pointers, &mut found) {
-                Err(e) => self.ctx.dead_letter(
-                    "invalid_input",
-                    &format!("cannot key by {}: {e}", self.pointer),
-                    &r,
-                )?,
+                Err(e) => self.ctx.dead_letter("invalid_input", &format!("cannot key by {}: {e}", self.pointer), &r)?,
                 Ok(()) => match found[0] {
-                    None => self.ctx.dead_letter(
-                        "missing_key",
-                        &format!("key field {} is missing", self.pointer),
-                        &r,
-                    )?,
-                    Some(v) => keyed.push_with_headers(
-                        r.timestamp,
-                        Some(&v.key_bytes()),
-                        r.value,
-                        r.raw_headers,
-                    ),
+                    None => {
+                        self.ctx.dead_letter("missing_key", &format!("key field {} is missing", self.pointer), &r)?
+                    }
+                    Some(v) => keyed.push_with_headers(r.timestamp, Some(&v.key_bytes()), r.value, r.raw_headers),
                 },
             }
         }
@@ -75,11 +64,9 @@ impl Operator for RequireKey {
         for r in batch.iter() {
             match r.key {
                 Some(_) => keyed.push_record(&r),
-                None => self.ctx.dead_letter(
-                    "missing_key",
-                    "the key_by function returned a record without a key",
-                    &r,
-                )?,
+                None => {
+                    self.ctx.dead_letter("missing_key", "the key_by function returned a record without a key", &r)?
+                }
             }
         }
         if !keyed.is_empty() {

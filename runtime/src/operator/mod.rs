@@ -48,11 +48,7 @@ pub trait Operator: Send {
     fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> Result<(), OperatorError>;
 
     /// The subtask's watermark advanced to `watermark` (before it is forwarded).
-    fn on_watermark(
-        &mut self,
-        _watermark: Timestamp,
-        _out: &mut Vec<Batch>,
-    ) -> Result<(), OperatorError> {
+    fn on_watermark(&mut self, _watermark: Timestamp, _out: &mut Vec<Batch>) -> Result<(), OperatorError> {
         Ok(())
     }
 
@@ -103,10 +99,7 @@ pub struct StepContext {
 impl StepContext {
     /// An error of this step.
     pub fn error(&self, message: impl Into<String>) -> OperatorError {
-        OperatorError {
-            step: self.label.to_string(),
-            message: message.into(),
-        }
+        OperatorError { step: self.label.to_string(), message: message.into() }
     }
 
     /// Sends a record to the dead-letter output.
@@ -117,15 +110,9 @@ impl StepContext {
         record: &crate::types::RecordRef<'_>,
     ) -> Result<(), OperatorError> {
         StepMetrics::add(&self.metrics.dead_lettered, 1);
-        let letter = DeadLetter {
-            step: &self.label,
-            subtask: self.subtask,
-            kind,
-            reason,
-            record,
-        };
-        self.dead_letters
-            .send(&letter)
-            .map_err(|e| self.error(format!("cannot write to the dead-letter output ({e}); stopping rather than losing the record")))
+        let letter = DeadLetter { step: &self.label, subtask: self.subtask, kind, reason, record };
+        self.dead_letters.send(&letter).map_err(|e| {
+            self.error(format!("cannot write to the dead-letter output ({e}); stopping rather than losing the record"))
+        })
     }
 }

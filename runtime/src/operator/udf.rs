@@ -101,11 +101,7 @@ impl fmt::Display for UdfFailure {
                 write!(f, "ran past its call deadline of {limit:?} and was stopped")
             }
             UdfFailure::OutOfMemory { limit } => {
-                write!(
-                    f,
-                    "tried to grow its memory past the cap of {} MiB and was stopped",
-                    limit >> 20
-                )
+                write!(f, "tried to grow its memory past the cap of {} MiB and was stopped", limit >> 20)
             }
             UdfFailure::BadOutput { message } => {
                 write!(f, "returned output that breaks the contract: {message}")
@@ -143,18 +139,8 @@ pub struct UdfStep {
 
 impl UdfStep {
     /// A step calling `invoker` as `function`.
-    pub fn new(
-        function: FunctionKind,
-        invoker: Box<dyn UdfInvoker>,
-        policy: ErrorPolicy,
-        ctx: StepContext,
-    ) -> Self {
-        UdfStep {
-            function,
-            invoker,
-            policy,
-            ctx,
-        }
+    pub fn new(function: FunctionKind, invoker: Box<dyn UdfInvoker>, policy: ErrorPolicy, ctx: StepContext) -> Self {
+        UdfStep { function, invoker, policy, ctx }
     }
 
     /// Calls the function on `batch` and checks the result against the
@@ -168,9 +154,7 @@ impl UdfStep {
                     self.invoker.flat_map(batch)?
                 };
                 check_rejections(&m.rejected, batch.len())?;
-                if self.function == FunctionKind::Map
-                    && m.output.len() + m.rejected.len() != batch.len()
-                {
+                if self.function == FunctionKind::Map && m.output.len() + m.rejected.len() != batch.len() {
                     return Err(UdfFailure::BadOutput {
                         message: format!(
                             "map returned {} records and refused {} for {} inputs (it must return one per input it does not refuse)",
@@ -213,8 +197,7 @@ impl UdfStep {
                 if !rejected.is_empty() {
                     let records: Vec<_> = batch.iter().collect();
                     for r in &rejected {
-                        self.ctx
-                            .dead_letter("rejected", &r.reason, &records[r.index as usize])?;
+                        self.ctx.dead_letter("rejected", &r.reason, &records[r.index as usize])?;
                     }
                 }
                 if !output.is_empty() {
@@ -224,14 +207,8 @@ impl UdfStep {
             }
             Err(failure) => {
                 StepMetrics::add(&self.ctx.metrics.failed_calls, 1);
-                let described = format!(
-                    "{} (subtask {}) {failure}",
-                    self.invoker.name(),
-                    self.ctx.subtask
-                );
-                if matches!(failure, UdfFailure::Unavailable { .. })
-                    || self.policy == ErrorPolicy::Fail
-                {
+                let described = format!("{} (subtask {}) {failure}", self.invoker.name(), self.ctx.subtask);
+                if matches!(failure, UdfFailure::Unavailable { .. }) || self.policy == ErrorPolicy::Fail {
                     return Err(self.ctx.error(described));
                 }
                 if batch.len() == 1 {
@@ -254,7 +231,10 @@ fn check_rejections(rejected: &[Rejection], len: usize) -> Result<(), UdfFailure
     for r in rejected {
         if r.index as usize >= len || previous.is_some_and(|p| p >= r.index) {
             return Err(UdfFailure::BadOutput {
-                message: format!("refused record {} of a batch of {len} (indices must be ascending, distinct and in range)", r.index),
+                message: format!(
+                    "refused record {} of a batch of {len} (indices must be ascending, distinct and in range)",
+                    r.index
+                ),
             });
         }
         previous = Some(r.index);

@@ -14,11 +14,7 @@ pub struct InputWatermarks {
 impl InputWatermarks {
     /// `inputs` inputs, none with a watermark yet.
     pub fn new(inputs: usize) -> Self {
-        InputWatermarks {
-            marks: vec![Timestamp::MIN; inputs],
-            ended: vec![false; inputs],
-            current: Timestamp::MIN,
-        }
+        InputWatermarks { marks: vec![Timestamp::MIN; inputs], ended: vec![false; inputs], current: Timestamp::MIN }
     }
 
     /// The task's watermark.
@@ -44,14 +40,8 @@ impl InputWatermarks {
     }
 
     fn recompute(&mut self) -> Option<Timestamp> {
-        let min = self
-            .marks
-            .iter()
-            .zip(&self.ended)
-            .filter(|(_, e)| !**e)
-            .map(|(m, _)| *m)
-            .min()
-            .unwrap_or(Timestamp::MAX);
+        let min =
+            self.marks.iter().zip(&self.ended).filter(|(_, e)| !**e).map(|(m, _)| *m).min().unwrap_or(Timestamp::MAX);
         (min > self.current).then(|| {
             self.current = min;
             min
@@ -100,11 +90,7 @@ mod tests {
                     marks[i] = marks[i].max(m);
                     w.advance(i, m)
                 };
-                let min = (0..n)
-                    .filter(|&j| !ended[j])
-                    .map(|j| marks[j])
-                    .min()
-                    .unwrap_or(i64::MAX);
+                let min = (0..n).filter(|&j| !ended[j]).map(|j| marks[j]).min().unwrap_or(i64::MAX);
                 let expected = (min > emitted).then_some(min);
                 emitted = emitted.max(min);
                 assert_eq!(got, expected);

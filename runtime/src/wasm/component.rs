@@ -154,9 +154,7 @@ pub(crate) fn check_preamble(bytes: &[u8]) -> Result<(), LoadError> {
     match &bytes[4..8] {
         [1, 0, 0, 0] => Err(LoadError::CoreModule),
         [_, _, 1, 0] => Ok(()),
-        other => Err(LoadError::NotWasm(format!(
-            "unknown WebAssembly version/layer {other:02x?}"
-        ))),
+        other => Err(LoadError::NotWasm(format!("unknown WebAssembly version/layer {other:02x?}"))),
     }
 }
 
@@ -174,32 +172,20 @@ pub(crate) fn check(
     let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
 
-    let ours: Vec<&String> = exports
-        .iter()
-        .filter(|e| e.starts_with(&format!("{WIT_PACKAGE}/")))
-        .collect();
+    let ours: Vec<&String> = exports.iter().filter(|e| e.starts_with(&format!("{WIT_PACKAGE}/"))).collect();
     if ours.is_empty() {
-        let found = if exports.is_empty() {
-            "nothing".to_string()
-        } else {
-            exports.join(", ")
-        };
+        let found = if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") };
         return Err(LoadError::WrongExports(format!(
             "{udf} exports no {WIT_PACKAGE} interface (it exports {found}); build it against the weir:udf WIT package \
              (in Rust: the weir-sdk crate with #[weir_sdk::map], #[weir_sdk::filter] or #[weir_sdk::flat_map])"
         )));
     }
-    if let Some(other) = ours
-        .iter()
-        .find(|e| !e.ends_with(&format!("@{WIT_VERSION}")))
-    {
+    if let Some(other) = ours.iter().find(|e| !e.ends_with(&format!("@{WIT_VERSION}"))) {
         return Err(LoadError::WrongExports(format!(
             "{udf} was built against another version of the contract ({other}); this weir implements {WIT_PACKAGE}@{WIT_VERSION}"
         )));
     }
-    let pre = linker
-        .instantiate_pre(&component)
-        .map_err(|e| LoadError::Imports(format!("{e:#}")))?;
+    let pre = linker.instantiate_pre(&component).map_err(|e| LoadError::Imports(format!("{e:#}")))?;
     let mismatch = |name: &str, e: wasmtime::Error| {
         LoadError::WrongExports(format!(
             "{udf}: export {} does not match the weir:udf contract: {e:#}",
@@ -214,12 +200,10 @@ pub(crate) fn check(
         )));
     }
     let lifecycle = lifecycle::GuestIndices::new(&pre).map_err(|e| mismatch("lifecycle", e))?;
-    let mapper = has("mapper")
-        .then(|| mapper::GuestIndices::new(&pre).map_err(|e| mismatch("mapper", e)))
-        .transpose()?;
-    let filter = has("filter")
-        .then(|| filter::GuestIndices::new(&pre).map_err(|e| mismatch("filter", e)))
-        .transpose()?;
+    let mapper =
+        has("mapper").then(|| mapper::GuestIndices::new(&pre).map_err(|e| mismatch("mapper", e))).transpose()?;
+    let filter =
+        has("filter").then(|| filter::GuestIndices::new(&pre).map_err(|e| mismatch("filter", e))).transpose()?;
     let flat_mapper = has("flat-mapper")
         .then(|| flat_mapper::GuestIndices::new(&pre).map_err(|e| mismatch("flat-mapper", e)))
         .transpose()?;
@@ -244,10 +228,7 @@ mod tests {
 
     #[test]
     fn preambles() {
-        assert_eq!(
-            check_preamble(b"\0asm\x01\0\0\0"),
-            Err(LoadError::CoreModule)
-        );
+        assert_eq!(check_preamble(b"\0asm\x01\0\0\0"), Err(LoadError::CoreModule));
         assert!(check_preamble(b"\0asm\x0d\0\x01\0").is_ok());
         let e = check_preamble(b"hello world").unwrap_err().to_string();
         assert!(e.contains("starts with 68 65 6c 6c 6f 20 77 6f"), "{e}");

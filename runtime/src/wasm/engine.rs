@@ -24,14 +24,13 @@ pub struct WasmConfig {
     pub epoch_tick: Duration,
     /// Where compiled components are kept between runs (`None`: memory only).
     pub cache_dir: Option<PathBuf>,
+    /// Write `/tmp/perf-PID.map` so `perf` can name functions inside guests.
+    pub perf_map: bool,
 }
 
 impl Default for WasmConfig {
     fn default() -> Self {
-        WasmConfig {
-            epoch_tick: Duration::from_millis(10),
-            cache_dir: None,
-        }
+        WasmConfig { epoch_tick: Duration::from_millis(10), cache_dir: None, perf_map: false }
     }
 }
 
@@ -73,20 +72,18 @@ impl WasmHost {
             .concurrency_support(false)
             .epoch_interruption(true)
             .cranelift_opt_level(OptLevel::Speed);
-        let engine = Engine::new(&c)
-            .map_err(|e| LoadError::Host(format!("cannot start the WebAssembly engine: {e:#}")))?;
+        if config.perf_map {
+            c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
+        let engine =
+            Engine::new(&c).map_err(|e| LoadError::Host(format!("cannot start the WebAssembly engine: {e:#}")))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| LoadError::Host(format!("WASI: {e:#}")))?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| LoadError::Host(format!("WASI: {e:#}")))?;
         Platform::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| LoadError::Host(format!("weir:udf imports: {e:#}")))?;
         if let Some(dir) = &config.cache_dir {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                LoadError::Host(format!(
-                    "cannot create the component cache {}: {e}",
-                    dir.display()
-                ))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| LoadError::Host(format!("cannot create the component cache {}: {e}", dir.display())))?;
         }
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -101,18 +98,9 @@ impl WasmHost {
                 })
                 .map_err(|e| LoadError::Host(format!("cannot start the epoch thread: {e}")))?
         };
-        let ticker = Ticker {
-            stop,
-            thread: Some(thread),
-        };
+        let ticker = Ticker { stop, thread: Some(thread) };
         Ok(WasmHost {
-            inner: Arc::new(Inner {
-                engine,
-                linker,
-                compiled: Mutex::new(HashMap::new()),
-                config,
-                _ticker: ticker,
-            }),
+            inner: Arc::new(Inner { engine, linker, compiled: Mutex::new(HashMap::new()), config, _ticker: ticker }),
         })
     }
 
@@ -123,69 +111,36 @@ impl WasmHost {
         let hash = hex(&Sha256::digest(bytes));
         let start = Instant::now();
         let (component, compiled_now) = self.compile(&hash, bytes)?;
-        let compile_time = if compiled_now {
-            start.elapsed()
-        } else {
-            Duration::ZERO
-        };
-        let loaded = check(
-            &self.inner.engine,
-            &self.inner.linker,
-            udf,
-            component,
-            hash,
-            bytes.len(),
-            compile_time,
-        )?;
+        let compile_time = if compiled_now { start.elapsed() } else { Duration::ZERO };
+        let loaded = check(&self.inner.engine, &self.inner.linker, udf, component, hash, bytes.len(), compile_time)?;
         Ok(Arc::new(loaded))
     }
 
     fn compile(&self, hash: &str, bytes: &[u8]) -> Result<(Component, bool), LoadError> {
         let inner = &self.inner;
-        if let Some(c) = inner
-            .compiled
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(hash)
-        {
+        if let Some(c) = inner.compiled.lock().unwrap_or_else(PoisonError::into_inner).get(hash) {
             return Ok((c.clone(), false));
         }
-        let cached = inner
-            .config
-            .cache_dir
-            .as_ref()
-            .map(|d| d.join(format!("{hash}.cwasm")));
+        let cached = inner.config.cache_dir.as_ref().map(|d| d.join(format!("{hash}.cwasm")));
         if let Some(path) = cached.as_ref().filter(|p| p.exists()) {
             // SAFETY: only files this host wrote (below, named by the hash of
             // the source bytes, in its own cache directory) are deserialized;
             // wasmtime checks that they match this engine's configuration.
             match unsafe { Component::deserialize_file(&inner.engine, path) } {
                 Ok(c) => {
-                    inner
-                        .compiled
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .insert(hash.to_string(), c.clone());
+                    inner.compiled.lock().unwrap_or_else(PoisonError::into_inner).insert(hash.to_string(), c.clone());
                     return Ok((c, false));
                 }
                 Err(e) => tracing::warn!("ignoring the cached component {}: {e:#}", path.display()),
             }
         }
-        let component = Component::new(&inner.engine, bytes)
-            .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        let component = Component::new(&inner.engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
         if let Some(path) = cached {
             if let Err(e) = write_atomically(&path, &component) {
-                tracing::warn!(
-                    "cannot cache the compiled component at {}: {e}",
-                    path.display()
-                );
+                tracing::warn!("cannot cache the compiled component at {}: {e}", path.display());
             }
         }
-        inner
-            .compiled
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(hash.to_string(), component.clone());
+        inner.compiled.lock().unwrap_or_else(PoisonError::into_inner).insert(hash.to_string(), component.clone());
         Ok((component, true))
     }
 
@@ -224,9 +179,7 @@ fn hex(bytes: &[u8]) -> String {
 
 impl std::fmt::Debug for WasmHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WasmHost")
-            .field("config", &self.inner.config)
-            .finish()
+        f.debug_struct("WasmHost").field("config", &self.inner.config).finish()
     }
 }
 
@@ -251,9 +204,6 @@ mod tests {
         let core = b"\0asm\x01\0\0\0";
         assert_eq!(host.load(&udf, core).unwrap_err(), LoadError::CoreModule);
         let truncated_component = b"\0asm\x0d\0\x01\0\x07";
-        assert!(matches!(
-            host.load(&udf, truncated_component).unwrap_err(),
-            LoadError::Invalid(_)
-        ));
+        assert!(matches!(host.load(&udf, truncated_component).unwrap_err(), LoadError::Invalid(_)));
     }
 }

@@ -149,11 +149,7 @@ impl OutputStream for GuestOutput {
 }
 
 impl tokio::io::AsyncWrite for GuestOutput {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         GuestOutput::write(&self, buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -175,13 +171,12 @@ mod tests {
     fn keeps_the_tail_and_finds_the_panic() {
         let out = GuestOutput::new("t@1".into(), "stderr");
         out.write(&vec![b'x'; 10_000]);
-        out.write(b"\nthread '<unnamed>' panicked at src/lib.rs:12:9:\nPANIC requested\nnote: run with `RUST_BACKTRACE=1`\n");
+        out.write(
+            b"\nthread '<unnamed>' panicked at src/lib.rs:12:9:\nPANIC requested\nnote: run with `RUST_BACKTRACE=1`\n",
+        );
         let tail = out.tail();
         assert!(tail.len() <= TAIL_BYTES);
-        assert_eq!(
-            panic_message(&tail).unwrap(),
-            "panicked at src/lib.rs:12:9: PANIC requested"
-        );
+        assert_eq!(panic_message(&tail).unwrap(), "panicked at src/lib.rs:12:9: PANIC requested");
         assert_eq!(panic_message("no panic here"), None);
     }
 }

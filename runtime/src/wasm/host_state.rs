@@ -23,17 +23,11 @@ impl HostState {
     pub(crate) fn new(label: Arc<str>, memory_cap: u64) -> Self {
         let stdout = GuestOutput::new(label.clone(), "stdout");
         let stderr = GuestOutput::new(label.clone(), "stderr");
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stdout)
-            .stderr(stderr.clone())
-            .build();
+        let wasi = WasiCtxBuilder::new().stdout(stdout).stderr(stderr.clone()).build();
         HostState {
             wasi,
             table: ResourceTable::new(),
-            limiter: MemoryCap {
-                cap: memory_cap,
-                exceeded: false,
-            },
+            limiter: MemoryCap { cap: memory_cap, exceeded: false },
             stderr,
             label,
             watermark: i64::MIN,
@@ -43,10 +37,7 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -61,28 +52,15 @@ pub(crate) struct MemoryCap {
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired as u64 > self.cap {
             self.exceeded = true;
-            return Err(wasmtime::format_err!(
-                "memory cap of {} bytes exceeded (asked for {desired})",
-                self.cap
-            ));
+            return Err(wasmtime::format_err!("memory cap of {} bytes exceeded (asked for {desired})", self.cap));
         }
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }
@@ -107,26 +85,15 @@ impl host::Host for HostState {
 }
 
 fn not_keyed<T>() -> Result<T, types::UdfError> {
-    Err(types::UdfError::Failed(
-        "keyed state and timers are only available to `process` functions".to_string(),
-    ))
+    Err(types::UdfError::Failed("keyed state and timers are only available to `process` functions".to_string()))
 }
 
 impl state::Host for HostState {
-    fn value_get(
-        &mut self,
-        _key: Vec<u8>,
-        _name: String,
-    ) -> Result<Option<Vec<u8>>, types::UdfError> {
+    fn value_get(&mut self, _key: Vec<u8>, _name: String) -> Result<Option<Vec<u8>>, types::UdfError> {
         not_keyed()
     }
 
-    fn value_set(
-        &mut self,
-        _key: Vec<u8>,
-        _name: String,
-        _value: Vec<u8>,
-    ) -> Result<(), types::UdfError> {
+    fn value_set(&mut self, _key: Vec<u8>, _name: String, _value: Vec<u8>) -> Result<(), types::UdfError> {
         not_keyed()
     }
 
@@ -134,12 +101,7 @@ impl state::Host for HostState {
         not_keyed()
     }
 
-    fn map_get(
-        &mut self,
-        _key: Vec<u8>,
-        _name: String,
-        _field: Vec<u8>,
-    ) -> Result<Option<Vec<u8>>, types::UdfError> {
+    fn map_get(&mut self, _key: Vec<u8>, _name: String, _field: Vec<u8>) -> Result<Option<Vec<u8>>, types::UdfError> {
         not_keyed()
     }
 
@@ -153,20 +115,11 @@ impl state::Host for HostState {
         not_keyed()
     }
 
-    fn map_remove(
-        &mut self,
-        _key: Vec<u8>,
-        _name: String,
-        _field: Vec<u8>,
-    ) -> Result<(), types::UdfError> {
+    fn map_remove(&mut self, _key: Vec<u8>, _name: String, _field: Vec<u8>) -> Result<(), types::UdfError> {
         not_keyed()
     }
 
-    fn map_entries(
-        &mut self,
-        _key: Vec<u8>,
-        _name: String,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, types::UdfError> {
+    fn map_entries(&mut self, _key: Vec<u8>, _name: String) -> Result<Vec<(Vec<u8>, Vec<u8>)>, types::UdfError> {
         not_keyed()
     }
 
@@ -174,12 +127,7 @@ impl state::Host for HostState {
         not_keyed()
     }
 
-    fn list_append(
-        &mut self,
-        _key: Vec<u8>,
-        _name: String,
-        _item: Vec<u8>,
-    ) -> Result<(), types::UdfError> {
+    fn list_append(&mut self, _key: Vec<u8>, _name: String, _item: Vec<u8>) -> Result<(), types::UdfError> {
         not_keyed()
     }
 }

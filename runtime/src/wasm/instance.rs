@@ -58,17 +58,8 @@ impl WasmUdf {
     ) -> Result<WasmUdf, String> {
         let name = component.udf.to_string();
         let label: Arc<str> = format!("{name} subtask {}", spec.subtask).into();
-        let mut udf = WasmUdf {
-            host,
-            component,
-            kind,
-            spec,
-            label,
-            name,
-            live: None,
-            watermark: i64::MIN,
-            replacements: 0,
-        };
+        let mut udf =
+            WasmUdf { host, component, kind, spec, label, name, live: None, watermark: i64::MIN, replacements: 0 };
         udf.live = Some(udf.fresh()?);
         Ok(udf)
     }
@@ -80,63 +71,33 @@ impl WasmUdf {
 
     fn fresh(&self) -> Result<Live, String> {
         let c = &self.component;
-        let mut store = Store::new(
-            self.host.engine(),
-            HostState::new(self.label.clone(), self.spec.limits.memory),
-        );
+        let mut store = Store::new(self.host.engine(), HostState::new(self.label.clone(), self.spec.limits.memory));
         store.limiter(|s| &mut s.limiter);
         store.data_mut().watermark = self.watermark;
         store.epoch_deadline_trap();
         store.set_epoch_deadline(self.host.ticks_for(self.spec.limits.call_timeout));
-        let instance: Instance = c
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| self.describe_error(&store, e).to_string())?;
+        let instance: Instance =
+            c.pre.instantiate(&mut store).map_err(|e| self.describe_error(&store, e).to_string())?;
         fn load<T>(r: wasmtime::Result<T>) -> Result<T, String> {
             r.map_err(|e| format!("cannot load the exports: {e:#}"))
         }
         let lifecycle = load(c.lifecycle.load(&mut store, &instance))?;
-        let mapper = c
-            .mapper
-            .as_ref()
-            .map(|i| load(i.load(&mut store, &instance)))
-            .transpose()?;
-        let filter = c
-            .filter
-            .as_ref()
-            .map(|i| load(i.load(&mut store, &instance)))
-            .transpose()?;
-        let flat_mapper = c
-            .flat_mapper
-            .as_ref()
-            .map(|i| load(i.load(&mut store, &instance)))
-            .transpose()?;
+        let mapper = c.mapper.as_ref().map(|i| load(i.load(&mut store, &instance))).transpose()?;
+        let filter = c.filter.as_ref().map(|i| load(i.load(&mut store, &instance))).transpose()?;
+        let flat_mapper = c.flat_mapper.as_ref().map(|i| load(i.load(&mut store, &instance))).transpose()?;
         store.set_epoch_deadline(self.host.ticks_for(self.spec.limits.call_timeout));
         match lifecycle.call_init(&mut store, &self.spec.params) {
-            Ok(Ok(())) => Ok(Live {
-                store,
-                mapper,
-                filter,
-                flat_mapper,
-            }),
-            Ok(Err(e)) => Err(format!(
-                "init refused the parameters: {}",
-                describe_udf_error(&e)
-            )),
+            Ok(Ok(())) => Ok(Live { store, mapper, filter, flat_mapper }),
+            Ok(Err(e)) => Err(format!("init refused the parameters: {}", describe_udf_error(&e))),
             Err(e) => Err(format!("init {}", self.describe_error(&store, e))),
         }
     }
 
     /// Runs `call` on the live instance (making one if the last trapped).
-    fn call<R>(
-        &mut self,
-        call: impl FnOnce(&mut Live) -> wasmtime::Result<R>,
-    ) -> Result<R, UdfFailure> {
+    fn call<R>(&mut self, call: impl FnOnce(&mut Live) -> wasmtime::Result<R>) -> Result<R, UdfFailure> {
         if self.live.is_none() {
             self.replacements += 1;
-            let live = self
-                .fresh()
-                .map_err(|message| UdfFailure::Unavailable { message })?;
+            let live = self.fresh().map_err(|message| UdfFailure::Unavailable { message })?;
             self.live = Some(live);
         }
         let ticks = self.host.ticks_for(self.spec.limits.call_timeout);
@@ -155,18 +116,12 @@ impl WasmUdf {
     /// Turns a wasmtime error of a call into a failure value.
     fn describe_error(&self, store: &Store<HostState>, e: wasmtime::Error) -> UdfFailure {
         if store.data().limiter.exceeded {
-            return UdfFailure::OutOfMemory {
-                limit: self.spec.limits.memory,
-            };
+            return UdfFailure::OutOfMemory { limit: self.spec.limits.memory };
         }
         if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            return UdfFailure::Timeout {
-                limit: self.spec.limits.call_timeout,
-            };
+            return UdfFailure::Timeout { limit: self.spec.limits.call_timeout };
         }
-        let trap = e
-            .downcast_ref::<Trap>()
-            .map_or_else(|| format!("{e:#}"), |t| t.to_string());
+        let trap = e.downcast_ref::<Trap>().map_or_else(|| format!("{e:#}"), |t| t.to_string());
         let message = match panic_message(&store.data().stderr.tail()) {
             Some(panic) => format!("{panic} ({trap})"),
             None => trap,
@@ -176,11 +131,7 @@ impl WasmUdf {
 
     fn missing(&self) -> UdfFailure {
         UdfFailure::Unavailable {
-            message: format!(
-                "{} does not export the {} interface",
-                self.name,
-                self.kind.step_name()
-            ),
+            message: format!("{} does not export the {} interface", self.name, self.kind.step_name()),
         }
     }
 }
@@ -203,18 +154,11 @@ fn error_value(e: UdfError) -> UdfFailure {
 }
 
 fn batch(bytes: Vec<u8>) -> Result<Batch, UdfFailure> {
-    Batch::from_vec(bytes).map_err(|e| UdfFailure::BadOutput {
-        message: format!("the output batch is malformed: {e}"),
-    })
+    Batch::from_vec(bytes).map_err(|e| UdfFailure::BadOutput { message: format!("the output batch is malformed: {e}") })
 }
 
 fn rejections(r: Vec<super::bindings::weir::udf::types::Rejection>) -> Vec<Rejection> {
-    r.into_iter()
-        .map(|r| Rejection {
-            index: r.index,
-            reason: r.reason,
-        })
-        .collect()
+    r.into_iter().map(|r| Rejection { index: r.index, reason: r.reason }).collect()
 }
 
 impl UdfInvoker for WasmUdf {
@@ -227,18 +171,9 @@ impl UdfInvoker for WasmUdf {
             return Err(self.missing());
         }
         let bytes = input.as_vec();
-        let out = self
-            .call(|l| {
-                l.mapper
-                    .as_ref()
-                    .expect("checked")
-                    .call_map(&mut l.store, bytes)
-            })?
-            .map_err(error_value)?;
-        Ok(Mapped {
-            output: batch(out.output)?,
-            rejected: rejections(out.rejected),
-        })
+        let out =
+            self.call(|l| l.mapper.as_ref().expect("checked").call_map(&mut l.store, bytes))?.map_err(error_value)?;
+        Ok(Mapped { output: batch(out.output)?, rejected: rejections(out.rejected) })
     }
 
     fn filter(&mut self, input: &Batch) -> Result<Filtered, UdfFailure> {
@@ -247,17 +182,9 @@ impl UdfInvoker for WasmUdf {
         }
         let bytes = input.as_vec();
         let out = self
-            .call(|l| {
-                l.filter
-                    .as_ref()
-                    .expect("checked")
-                    .call_filter(&mut l.store, bytes)
-            })?
+            .call(|l| l.filter.as_ref().expect("checked").call_filter(&mut l.store, bytes))?
             .map_err(error_value)?;
-        Ok(Filtered {
-            keep: out.keep,
-            rejected: rejections(out.rejected),
-        })
+        Ok(Filtered { keep: out.keep, rejected: rejections(out.rejected) })
     }
 
     fn flat_map(&mut self, input: &Batch) -> Result<Mapped, UdfFailure> {
@@ -266,17 +193,9 @@ impl UdfInvoker for WasmUdf {
         }
         let bytes = input.as_vec();
         let out = self
-            .call(|l| {
-                l.flat_mapper
-                    .as_ref()
-                    .expect("checked")
-                    .call_flat_map(&mut l.store, bytes)
-            })?
+            .call(|l| l.flat_mapper.as_ref().expect("checked").call_flat_map(&mut l.store, bytes))?
             .map_err(error_value)?;
-        Ok(Mapped {
-            output: batch(out.output)?,
-            rejected: rejections(out.rejected),
-        })
+        Ok(Mapped { output: batch(out.output)?, rejected: rejections(out.rejected) })
     }
 
     fn set_watermark(&mut self, watermark: i64) {

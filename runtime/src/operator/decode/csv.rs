@@ -13,10 +13,7 @@ pub(crate) fn split_row(line: &[u8], delimiter: u8) -> Result<Vec<(Vec<u8>, bool
             loop {
                 match line.get(i) {
                     None => {
-                        return Err(format!(
-                            "unterminated quoted field {} (a row cannot span lines)",
-                            fields.len() + 1
-                        ))
+                        return Err(format!("unterminated quoted field {} (a row cannot span lines)", fields.len() + 1))
                     }
                     Some(b'"') if line.get(i + 1) == Some(&b'"') => {
                         field.push(b'"');
@@ -37,20 +34,17 @@ pub(crate) fn split_row(line: &[u8], delimiter: u8) -> Result<Vec<(Vec<u8>, bool
                 None => return Ok(fields),
                 Some(&c) if c == delimiter => i += 1,
                 Some(_) => {
-                    return Err(format!(
-                        "unexpected character after the closing quote of field {}",
-                        fields.len()
-                    ))
+                    return Err(format!("unexpected character after the closing quote of field {}", fields.len()))
                 }
             }
         } else {
-            let end = line[i..]
-                .iter()
-                .position(|&c| c == delimiter)
-                .map_or(line.len(), |p| i + p);
+            let end = line[i..].iter().position(|&c| c == delimiter).map_or(line.len(), |p| i + p);
             let field = &line[i..end];
             if field.contains(&b'"') {
-                return Err(format!("quote inside unquoted field {} (quote the whole field and double inner quotes)", fields.len() + 1));
+                return Err(format!(
+                    "quote inside unquoted field {} (quote the whole field and double inner quotes)",
+                    fields.len() + 1
+                ));
             }
             fields.push((field.to_vec(), false));
             if end == line.len() {
@@ -63,18 +57,9 @@ pub(crate) fn split_row(line: &[u8], delimiter: u8) -> Result<Vec<(Vec<u8>, bool
 
 /// Writes a row as a JSON object: unquoted fields that are JSON numbers
 /// become numbers, empty unquoted fields `null`, everything else a string.
-pub(crate) fn row_to_json(
-    columns: &[String],
-    fields: &[(Vec<u8>, bool)],
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
+pub(crate) fn row_to_json(columns: &[String], fields: &[(Vec<u8>, bool)], out: &mut Vec<u8>) -> Result<(), String> {
     if fields.len() != columns.len() {
-        return Err(format!(
-            "row has {} fields, expected {} ({})",
-            fields.len(),
-            columns.len(),
-            columns.join(",")
-        ));
+        return Err(format!("row has {} fields, expected {} ({})", fields.len(), columns.len(), columns.join(",")));
     }
     out.push(b'{');
     for (i, (name, (field, quoted))) in columns.iter().zip(fields).enumerate() {
@@ -106,9 +91,7 @@ fn json_string(s: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
         match c {
             '"' => out.extend_from_slice(b"\\\""),
             '\\' => out.extend_from_slice(b"\\\\"),
-            c if (c as u32) < 0x20 => {
-                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
-            }
+            c if (c as u32) < 0x20 => out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes()),
             c => {
                 let mut b = [0u8; 4];
                 out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
@@ -137,32 +120,17 @@ mod tests {
             convert(&["ip", "bytes", "t"], "10.0.0.1,512,-2.5e3").unwrap(),
             r#"{"ip":"10.0.0.1","bytes":512,"t":-2.5e3}"#
         );
-        assert_eq!(
-            convert(&["a", "b", "c"], r#""x, ""y""",,"7""#).unwrap(),
-            r#"{"a":"x, \"y\"","b":null,"c":"7"}"#
-        );
+        assert_eq!(convert(&["a", "b", "c"], r#""x, ""y""",,"7""#).unwrap(), r#"{"a":"x, \"y\"","b":null,"c":"7"}"#);
         assert_eq!(convert(&["a"], "007").unwrap(), r#"{"a":"007"}"#);
         assert_eq!(convert(&["a", "b"], "1,2\r").unwrap(), r#"{"a":1,"b":2}"#);
-        assert_eq!(
-            convert(&["a"], "tab\there").unwrap(),
-            r#"{"a":"tab\u0009here"}"#
-        );
+        assert_eq!(convert(&["a"], "tab\there").unwrap(), r#"{"a":"tab\u0009here"}"#);
     }
 
     #[test]
     fn malformed_rows_say_why() {
-        assert_eq!(
-            convert(&["a", "b"], "1").unwrap_err(),
-            "row has 1 fields, expected 2 (a,b)"
-        );
-        assert!(convert(&["a"], "\"open")
-            .unwrap_err()
-            .contains("unterminated quoted field 1"));
-        assert!(convert(&["a", "b"], "\"x\"y,1")
-            .unwrap_err()
-            .contains("after the closing quote"));
-        assert!(convert(&["a"], "x\"y")
-            .unwrap_err()
-            .contains("quote inside unquoted field 1"));
+        assert_eq!(convert(&["a", "b"], "1").unwrap_err(), "row has 1 fields, expected 2 (a,b)");
+        assert!(convert(&["a"], "\"open").unwrap_err().contains("unterminated quoted field 1"));
+        assert!(convert(&["a", "b"], "\"x\"y,1").unwrap_err().contains("after the closing quote"));
+        assert!(convert(&["a"], "x\"y").unwrap_err().contains("quote inside unquoted field 1"));
     }
 }

@@ -23,23 +23,15 @@ impl UdfInvoker for Upper {
         let mut rejected = Vec::new();
         for (i, r) in input.iter().enumerate() {
             if r.value.windows(3).any(|w| w == b"BAD") {
-                return Err(UdfFailure::Trap {
-                    message: "boom".into(),
-                });
+                return Err(UdfFailure::Trap { message: "boom".into() });
             }
             if r.value.windows(2).any(|w| w == b"NO") {
-                rejected.push(Rejection {
-                    index: i as u32,
-                    reason: "no thanks".into(),
-                });
+                rejected.push(Rejection { index: i as u32, reason: "no thanks".into() });
                 continue;
             }
             out.push(r.timestamp, r.key, &r.value.to_ascii_uppercase());
         }
-        Ok(Mapped {
-            output: out.finish(),
-            rejected,
-        })
+        Ok(Mapped { output: out.finish(), rejected })
     }
 
     fn filter(&mut self, input: &Batch) -> Result<Filtered, UdfFailure> {
@@ -47,18 +39,13 @@ impl UdfInvoker for Upper {
         let mut keep = vec![0u8; input.len().div_ceil(8)];
         for (i, r) in input.iter().enumerate() {
             if r.value.windows(3).any(|w| w == b"BAD") {
-                return Err(UdfFailure::Timeout {
-                    limit: Duration::from_millis(5),
-                });
+                return Err(UdfFailure::Timeout { limit: Duration::from_millis(5) });
             }
             if r.value.len() % 2 == 0 {
                 keep[i / 8] |= 1 << (i % 8);
             }
         }
-        Ok(Filtered {
-            keep,
-            rejected: vec![],
-        })
+        Ok(Filtered { keep, rejected: vec![] })
     }
 
     fn flat_map(&mut self, input: &Batch) -> Result<Mapped, UdfFailure> {
@@ -72,10 +59,7 @@ struct Collected(Mutex<Vec<(String, String)>>);
 impl DeadLetters for Collected {
     fn send(&self, letter: &DeadLetter<'_>) -> std::io::Result<()> {
         let value = String::from_utf8_lossy(letter.record.value).into_owned();
-        self.0
-            .lock()
-            .unwrap()
-            .push((letter.kind.to_string(), value));
+        self.0.lock().unwrap().push((letter.kind.to_string(), value));
         Ok(())
     }
 }
@@ -88,10 +72,7 @@ fn step(function: FunctionKind, policy: ErrorPolicy) -> (UdfStep, Arc<Collected>
         dead_letters: dlq.clone(),
         metrics: Arc::new(StepMetrics::default()),
     };
-    (
-        UdfStep::new(function, Box::new(Upper { calls: 0 }), policy, ctx),
-        dlq,
-    )
+    (UdfStep::new(function, Box::new(Upper { calls: 0 }), policy, ctx), dlq)
 }
 
 fn batch(values: &[String]) -> Batch {
@@ -103,12 +84,7 @@ fn batch(values: &[String]) -> Batch {
 }
 
 fn values(out: &[Batch]) -> Vec<String> {
-    out.iter()
-        .flat_map(|b| {
-            b.iter()
-                .map(|r| String::from_utf8(r.value.to_vec()).unwrap())
-        })
-        .collect()
+    out.iter().flat_map(|b| b.iter().map(|r| String::from_utf8(r.value.to_vec()).unwrap())).collect()
 }
 
 /// Oracle: random batches with random poison and refused records. Every
@@ -117,9 +93,7 @@ fn values(out: &[Batch]) -> Vec<String> {
 fn bisection_isolates_exactly_the_failing_records() {
     let mut seed = 17u64;
     let mut rand = move || {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (seed >> 33) as usize
     };
     for _ in 0..200 {
@@ -134,11 +108,8 @@ fn bisection_isolates_exactly_the_failing_records() {
         let (mut s, dlq) = step(FunctionKind::Map, ErrorPolicy::DeadLetter);
         let mut out = Vec::new();
         s.process(batch(&inputs), &mut out).unwrap();
-        let expected: Vec<String> = inputs
-            .iter()
-            .filter(|v| !v.contains("BAD") && !v.contains("NO"))
-            .map(|v| v.to_uppercase())
-            .collect();
+        let expected: Vec<String> =
+            inputs.iter().filter(|v| !v.contains("BAD") && !v.contains("NO")).map(|v| v.to_uppercase()).collect();
         assert_eq!(values(&out), expected);
         let mut dead = dlq.0.lock().unwrap().clone();
         dead.sort_by(|a, b| a.1.cmp(&b.1));
@@ -158,41 +129,24 @@ fn bisection_isolates_exactly_the_failing_records() {
 #[test]
 fn filter_keeps_by_bitmap_and_isolates_timeouts() {
     let (mut s, dlq) = step(FunctionKind::Filter, ErrorPolicy::DeadLetter);
-    let inputs: Vec<String> = ["aa", "b", "BAD", "cccc", "dd"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let inputs: Vec<String> = ["aa", "b", "BAD", "cccc", "dd"].iter().map(|s| s.to_string()).collect();
     let mut out = Vec::new();
     s.process(batch(&inputs), &mut out).unwrap();
     assert_eq!(values(&out), ["aa", "cccc", "dd"]);
-    assert_eq!(
-        *dlq.0.lock().unwrap(),
-        vec![("timeout".to_string(), "BAD".to_string())]
-    );
+    assert_eq!(*dlq.0.lock().unwrap(), vec![("timeout".to_string(), "BAD".to_string())]);
 }
 
 #[test]
 fn fail_policy_stops_with_the_function_and_subtask_named() {
     let (mut s, _) = step(FunctionKind::Map, ErrorPolicy::Fail);
-    let err = s
-        .process(batch(&["x".into(), "BAD".into()]), &mut Vec::new())
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "steps[0] map upper@1: upper@1 (subtask 0) trapped: boom"
-    );
+    let err = s.process(batch(&["x".into(), "BAD".into()]), &mut Vec::new()).unwrap_err();
+    assert_eq!(err.to_string(), "steps[0] map upper@1: upper@1 (subtask 0) trapped: boom");
 }
 
 #[test]
 fn contract_violations_are_caught() {
-    let rejected = |idx: &[u32]| {
-        idx.iter()
-            .map(|&index| Rejection {
-                index,
-                reason: String::new(),
-            })
-            .collect::<Vec<_>>()
-    };
+    let rejected =
+        |idx: &[u32]| idx.iter().map(|&index| Rejection { index, reason: String::new() }).collect::<Vec<_>>();
     assert!(check_rejections(&rejected(&[0, 2, 5]), 6).is_ok());
     assert!(check_rejections(&rejected(&[6]), 6).is_err());
     assert!(check_rejections(&rejected(&[2, 2]), 6).is_err());

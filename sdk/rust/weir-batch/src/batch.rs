@@ -24,19 +24,12 @@ pub struct RecordRef<'a> {
 impl<'a> RecordRef<'a> {
     /// A record without key and headers.
     pub fn new(timestamp: i64, value: &'a [u8]) -> Self {
-        RecordRef {
-            timestamp,
-            key: None,
-            value,
-            raw_headers: &[],
-        }
+        RecordRef { timestamp, key: None, value, raw_headers: &[] }
     }
 
     /// The headers as `(name, value)` pairs.
     pub fn headers(&self) -> HeaderIter<'a> {
-        HeaderIter {
-            cursor: Cursor::new(self.raw_headers),
-        }
+        HeaderIter { cursor: Cursor::new(self.raw_headers) }
     }
 
     /// The value of the first header called `name`.
@@ -98,21 +91,14 @@ impl<'a> BatchRef<'a> {
             if key_len != NO_KEY {
                 c.take(key_len as usize, "key running past the end of the buffer")?;
             }
-            c.take(
-                value_len as usize,
-                "value running past the end of the buffer",
-            )?;
-            let headers = c.take(
-                headers_len as usize,
-                "headers running past the end of the buffer",
-            )?;
+            c.take(value_len as usize, "value running past the end of the buffer")?;
+            let headers = c.take(headers_len as usize, "headers running past the end of the buffer")?;
             let mut h = Cursor::new(headers);
             while !h.is_at_end() {
                 let at = c.position() - headers.len() + h.position();
-                h.bytes().and_then(|_| h.bytes()).map_err(|_| LayoutError {
-                    offset: at,
-                    what: "malformed header section",
-                })?;
+                h.bytes()
+                    .and_then(|_| h.bytes())
+                    .map_err(|_| LayoutError { offset: at, what: "malformed header section" })?;
             }
         }
         c.expect_end()?;
@@ -131,11 +117,7 @@ impl<'a> BatchRef<'a> {
 
     /// The records, in order.
     pub fn iter(&self) -> RecordIter<'a> {
-        RecordIter {
-            buf: self.buf,
-            pos: 4,
-            left: self.len,
-        }
+        RecordIter { buf: self.buf, pos: 4, left: self.len }
     }
 
     /// The encoded bytes.
@@ -175,8 +157,7 @@ impl<'a> Iterator for RecordIter<'a> {
         let timestamp = i64::from_le_bytes(b[p..p + 8].try_into().expect("8 bytes"));
         let key_len = u32::from_le_bytes(b[p + 8..p + 12].try_into().expect("4 bytes"));
         let value_len = u32::from_le_bytes(b[p + 12..p + 16].try_into().expect("4 bytes")) as usize;
-        let headers_len =
-            u32::from_le_bytes(b[p + 16..p + 20].try_into().expect("4 bytes")) as usize;
+        let headers_len = u32::from_le_bytes(b[p + 16..p + 20].try_into().expect("4 bytes")) as usize;
         let mut q = p + RECORD_PREFIX;
         let key = if key_len == NO_KEY {
             None
@@ -189,12 +170,7 @@ impl<'a> Iterator for RecordIter<'a> {
         q += value_len;
         let raw_headers = &b[q..q + headers_len];
         self.pos = q + headers_len;
-        Some(RecordRef {
-            timestamp,
-            key,
-            value,
-            raw_headers,
-        })
+        Some(RecordRef { timestamp, key, value, raw_headers })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -220,10 +196,7 @@ impl Default for Batch {
 impl Batch {
     /// A batch without records.
     pub fn empty() -> Self {
-        Batch {
-            buf: 0u32.to_le_bytes().to_vec(),
-            len: 0,
-        }
+        Batch { buf: 0u32.to_le_bytes().to_vec(), len: 0 }
     }
 
     /// Validates `buf` (see [`BatchRef::parse`]) and takes it over.
@@ -244,10 +217,7 @@ impl Batch {
 
     /// A borrowed view.
     pub fn view(&self) -> BatchRef<'_> {
-        BatchRef {
-            buf: &self.buf,
-            len: self.len,
-        }
+        BatchRef { buf: &self.buf, len: self.len }
     }
 
     /// The records, in order.
@@ -284,8 +254,7 @@ impl Batch {
         let mut p = 4;
         for ts in timestamps {
             self.buf[p..p + 8].copy_from_slice(&ts.to_le_bytes());
-            let len =
-                |at: usize| u32::from_le_bytes(self.buf[at..at + 4].try_into().expect("4 bytes"));
+            let len = |at: usize| u32::from_le_bytes(self.buf[at..at + 4].try_into().expect("4 bytes"));
             let key_len = match len(p + 8) {
                 NO_KEY => 0,
                 n => n as usize,
@@ -348,10 +317,7 @@ impl BatchWriter {
 
     #[inline]
     fn prefix(&mut self, timestamp: i64, key: Option<&[u8]>, value_len: u32, headers_len: u32) {
-        self.len = self
-            .len
-            .checked_add(1)
-            .expect("weir-batch: more than 4 billion records in one batch");
+        self.len = self.len.checked_add(1).expect("weir-batch: more than 4 billion records in one batch");
         let key_len = key.map_or(NO_KEY, |k| len_u32(k.len()));
         self.buf.extend_from_slice(&timestamp.to_le_bytes());
         self.buf.extend_from_slice(&key_len.to_le_bytes());
@@ -371,19 +337,8 @@ impl BatchWriter {
 
     /// Appends a record with an encoded header section (see [`write_header`]).
     #[inline]
-    pub fn push_with_headers(
-        &mut self,
-        timestamp: i64,
-        key: Option<&[u8]>,
-        value: &[u8],
-        raw_headers: &[u8],
-    ) {
-        self.prefix(
-            timestamp,
-            key,
-            len_u32(value.len()),
-            len_u32(raw_headers.len()),
-        );
+    pub fn push_with_headers(&mut self, timestamp: i64, key: Option<&[u8]>, value: &[u8], raw_headers: &[u8]) {
+        self.prefix(timestamp, key, len_u32(value.len()), len_u32(raw_headers.len()));
         self.buf.extend_from_slice(value);
         self.buf.extend_from_slice(raw_headers);
     }
@@ -391,23 +346,13 @@ impl BatchWriter {
     /// Appends a copy of `record`, headers included.
     #[inline]
     pub fn push_record(&mut self, record: &RecordRef<'_>) {
-        self.push_with_headers(
-            record.timestamp,
-            record.key,
-            record.value,
-            record.raw_headers,
-        );
+        self.push_with_headers(record.timestamp, record.key, record.value, record.raw_headers);
     }
 
     /// Appends a record without headers whose value `fill` writes in place
     /// (it must only append to the vector it is given).
     #[inline]
-    pub fn push_with<R>(
-        &mut self,
-        timestamp: i64,
-        key: Option<&[u8]>,
-        fill: impl FnOnce(&mut Vec<u8>) -> R,
-    ) -> R {
+    pub fn push_with<R>(&mut self, timestamp: i64, key: Option<&[u8]>, fill: impl FnOnce(&mut Vec<u8>) -> R) -> R {
         self.prefix(timestamp, key, 0, 0);
         let start = self.buf.len();
         let r = fill(&mut self.buf);
@@ -434,18 +379,12 @@ impl BatchWriter {
 
     /// The current end, to [`rollback`](Self::rollback) to.
     pub fn mark(&self) -> Mark {
-        Mark {
-            bytes: self.buf.len(),
-            len: self.len,
-        }
+        Mark { bytes: self.buf.len(), len: self.len }
     }
 
     /// Drops every record written after `mark` was taken.
     pub fn rollback(&mut self, mark: Mark) {
-        assert!(
-            mark.bytes <= self.buf.len() && mark.len <= self.len,
-            "mark of another writer"
-        );
+        assert!(mark.bytes <= self.buf.len() && mark.len <= self.len, "mark of another writer");
         self.buf.truncate(mark.bytes);
         self.len = mark.len;
     }
@@ -459,10 +398,7 @@ impl BatchWriter {
     /// The finished batch.
     pub fn finish(mut self) -> Batch {
         self.buf[..4].copy_from_slice(&self.len.to_le_bytes());
-        Batch {
-            buf: self.buf,
-            len: self.len,
-        }
+        Batch { buf: self.buf, len: self.len }
     }
 
     /// The finished batch, leaving this writer empty with a buffer of the

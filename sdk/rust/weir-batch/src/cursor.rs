@@ -57,10 +57,7 @@ impl<'a> Cursor<'a> {
 
     /// An error at the current offset.
     pub fn error(&self, what: &'static str) -> LayoutError {
-        LayoutError {
-            offset: self.pos,
-            what,
-        }
+        LayoutError { offset: self.pos, what }
     }
 
     /// The next `n` bytes.
@@ -113,8 +110,7 @@ impl<'a> Cursor<'a> {
         if n == ABSENT {
             return Ok(None);
         }
-        self.take(n as usize, "bytes running past the end of the buffer")
-            .map(Some)
+        self.take(n as usize, "bytes running past the end of the buffer").map(Some)
     }
 }
 
@@ -132,9 +128,7 @@ impl Writer {
 
     /// An empty writer with room for `bytes`.
     pub fn with_capacity(bytes: usize) -> Self {
-        Writer {
-            buf: Vec::with_capacity(bytes),
-        }
+        Writer { buf: Vec::with_capacity(bytes) }
     }
 
     /// Appends a `u8`.

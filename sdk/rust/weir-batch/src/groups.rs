@@ -59,9 +59,7 @@ pub struct TimerGroup<'a> {
 impl TimerGroup<'_> {
     /// Timestamps of the timers that fired, ascending.
     pub fn timers(&self) -> impl ExactSizeIterator<Item = i64> + '_ {
-        self.timers
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+        self.timers.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
     }
 }
 

@@ -19,13 +19,11 @@ mod batch;
 mod cursor;
 mod groups;
 
-pub use batch::{
-    write_header, Batch, BatchRef, BatchWriter, HeaderIter, Mark, RecordIter, RecordRef, NO_KEY,
-};
+pub use batch::{write_header, Batch, BatchRef, BatchWriter, HeaderIter, Mark, RecordIter, RecordRef, NO_KEY};
 pub use cursor::{Cursor, LayoutError, Writer};
 pub use groups::{
-    Accumulator, AccumulatorIter, AddGroup, AddGroupIter, FinishGroup, FinishGroupIter, ListWriter,
-    ProcessGroup, ProcessGroupIter, ProcessResult, ResultIter, StateOp, TimerGroup, TimerGroupIter,
+    Accumulator, AccumulatorIter, AddGroup, AddGroupIter, FinishGroup, FinishGroupIter, ListWriter, ProcessGroup,
+    ProcessGroupIter, ProcessResult, ResultIter, StateOp, TimerGroup, TimerGroupIter,
 };
 
 #[cfg(test)]

@@ -26,9 +26,7 @@ fn random_records(rng: &mut Rng, n: usize) -> Vec<Owned> {
             let ts = rng.next() as i64;
             let key = (rng.next() % 3 != 0).then(|| rng.bytes(12));
             let value = rng.bytes(40);
-            let headers = (0..rng.next() % 3)
-                .map(|_| (rng.bytes(5), rng.bytes(8)))
-                .collect();
+            let headers = (0..rng.next() % 3).map(|_| (rng.bytes(5), rng.bytes(8))).collect();
             (ts, key, value, headers)
         })
         .collect()
@@ -60,10 +58,7 @@ fn random_batches_round_trip() {
             assert_eq!(r.value, &value[..]);
             let got: Vec<_> = r.headers().map(|(a, b)| (a.to_vec(), b.to_vec())).collect();
             assert_eq!(&got, headers);
-            assert_eq!(
-                r.encoded_len(),
-                20 + key.as_ref().map_or(0, Vec::len) + value.len() + r.raw_headers.len()
-            );
+            assert_eq!(r.encoded_len(), 20 + key.as_ref().map_or(0, Vec::len) + value.len() + r.raw_headers.len());
         }
     }
 }
@@ -73,10 +68,7 @@ fn every_truncation_and_extension_is_rejected() {
     let mut rng = Rng(11);
     let bytes = encode(&random_records(&mut rng, 20)).into_vec();
     for cut in 0..bytes.len() {
-        assert!(
-            BatchRef::parse(&bytes[..cut]).is_err(),
-            "accepted a batch cut at {cut}"
-        );
+        assert!(BatchRef::parse(&bytes[..cut]).is_err(), "accepted a batch cut at {cut}");
     }
     let mut longer = bytes.clone();
     longer.push(0);
@@ -116,14 +108,7 @@ fn push_with_writes_the_value_in_place() {
     w.push(7, None, b"x");
     let b = Batch::from_vec(w.into_vec()).unwrap();
     let values: Vec<_> = b.iter().map(|r| (r.timestamp, r.key, r.value)).collect();
-    assert_eq!(
-        values,
-        vec![
-            (5, Some(&b"k"[..]), &b"hello"[..]),
-            (6, None, &b""[..]),
-            (7, None, &b"x"[..])
-        ]
-    );
+    assert_eq!(values, vec![(5, Some(&b"k"[..]), &b"hello"[..]), (6, None, &b""[..]), (7, None, &b"x"[..])]);
 }
 
 #[test]
@@ -146,10 +131,7 @@ fn slice_copies_a_range() {
     let batch = encode(&records);
     let s = batch.slice(3..7);
     assert_eq!(s.len(), 4);
-    assert_eq!(
-        s.iter().collect::<Vec<_>>(),
-        batch.iter().skip(3).take(4).collect::<Vec<_>>()
-    );
+    assert_eq!(s.iter().collect::<Vec<_>>(), batch.iter().skip(3).take(4).collect::<Vec<_>>());
 }
 
 #[test]
@@ -164,10 +146,7 @@ fn group_lists_round_trip() {
     let buf = l.finish();
     let groups: Vec<_> = AddGroupIter::parse(&buf).unwrap().collect();
     assert_eq!(groups.len(), 2);
-    assert_eq!(
-        (groups[0].key, groups[0].start, groups[0].end, groups[0].acc),
-        (&b"k1"[..], 0, 10, &b"acc"[..])
-    );
+    assert_eq!((groups[0].key, groups[0].start, groups[0].end, groups[0].acc), (&b"k1"[..], 0, 10, &b"acc"[..]));
     assert_eq!(groups[0].records.iter().next().unwrap().value, b"v");
     assert!(groups[1].records.is_empty());
 
@@ -201,10 +180,7 @@ fn result_lists_round_trip_and_reject_bad_ops() {
     l.result(StateOp::Clear, out.as_bytes());
     let buf = l.finish();
     let ops: Vec<_> = ResultIter::parse(&buf).unwrap().map(|r| r.state).collect();
-    assert_eq!(
-        ops,
-        vec![StateOp::Keep, StateOp::Set(b"new"), StateOp::Clear]
-    );
+    assert_eq!(ops, vec![StateOp::Keep, StateOp::Set(b"new"), StateOp::Clear]);
 
     let mut bad = buf.clone();
     bad[4] = 7;
@@ -214,10 +190,7 @@ fn result_lists_round_trip_and_reject_bad_ops() {
     l.accumulator(b"a");
     l.accumulator(b"bc");
     let buf = l.finish();
-    assert_eq!(
-        AccumulatorIter::parse(&buf).unwrap().collect::<Vec<_>>(),
-        vec![&b"a"[..], &b"bc"[..]]
-    );
+    assert_eq!(AccumulatorIter::parse(&buf).unwrap().collect::<Vec<_>>(), vec![&b"a"[..], &b"bc"[..]]);
     assert!(AccumulatorIter::parse(&buf[..buf.len() - 1]).is_err());
 }
 
@@ -230,9 +203,6 @@ fn timestamps_are_rewritten_in_place() {
     batch.rewrite_timestamps(&ts);
     let again = Batch::from_vec(batch.into_vec()).unwrap();
     for ((r, t), (_, key, value, _)) in again.iter().zip(&ts).zip(&records) {
-        assert_eq!(
-            (r.timestamp, r.key, r.value),
-            (*t, key.as_deref(), &value[..])
-        );
+        assert_eq!((r.timestamp, r.key, r.value), (*t, key.as_deref(), &value[..]));
     }
 }

@@ -1,6 +1,6 @@
 //! Flat access to the top-level fields of a JSON object.
 
-use crate::scanner::{scan_object, JsonError, Member};
+use crate::scanner::{scan_object, JsonError, Members};
 use crate::value::{unescape, Kind, Value};
 use std::borrow::Cow;
 use std::fmt;
@@ -17,7 +17,7 @@ use std::fmt;
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Object<'a> {
-    members: Vec<Member<'a>>,
+    members: Members<'a>,
 }
 
 /// A field that is missing or of another type than asked for.
@@ -38,7 +38,7 @@ impl std::error::Error for FieldError {}
 impl<'a> Object<'a> {
     /// Validates `doc` (exactly one JSON object) and indexes its fields.
     pub fn parse(doc: &'a [u8]) -> Result<Self, JsonError> {
-        let mut members = Vec::with_capacity(8);
+        let mut members = Members::default();
         scan_object(doc, &mut members)?;
         Ok(Object { members })
     }
@@ -47,24 +47,15 @@ impl<'a> Object<'a> {
     pub fn get(&self, name: &str) -> Option<Value<'a>> {
         self.members
             .iter()
-            .find(|(k, escaped, _)| {
-                if *escaped {
-                    unescape(k) == name
-                } else {
-                    *k == name.as_bytes()
-                }
-            })
+            .find(|(k, escaped, _)| if *escaped { unescape(k) == name } else { *k == name.as_bytes() })
             .map(|(_, _, v)| *v)
     }
 
     /// Field names and values, in document order.
     pub fn iter(&self) -> impl Iterator<Item = (Cow<'a, str>, Value<'a>)> + '_ {
         self.members.iter().map(|(k, escaped, v)| {
-            let name = if *escaped {
-                Cow::Owned(unescape(k))
-            } else {
-                Cow::Borrowed(std::str::from_utf8(k).unwrap_or(""))
-            };
+            let name =
+                if *escaped { Cow::Owned(unescape(k)) } else { Cow::Borrowed(std::str::from_utf8(k).unwrap_or("")) };
             (name, *v)
         })
     }
@@ -76,34 +67,19 @@ impl<'a> Object<'a> {
 
     /// Whether the object has no fields.
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
+        self.members.len() == 0
     }
 
-    fn typed<T>(
-        &self,
-        name: &str,
-        expected: &str,
-        f: impl FnOnce(&Value<'a>) -> Option<T>,
-    ) -> Result<T, FieldError> {
-        let v = self.get(name).ok_or_else(|| FieldError {
-            field: name.into(),
-            problem: "is missing".into(),
-        })?;
+    fn typed<T>(&self, name: &str, expected: &str, f: impl FnOnce(&Value<'a>) -> Option<T>) -> Result<T, FieldError> {
+        let v = self.get(name).ok_or_else(|| FieldError { field: name.into(), problem: "is missing".into() })?;
         f(&v).ok_or_else(|| FieldError {
             field: name.into(),
             problem: match v.kind() {
-                Kind::Number => format!(
-                    "is {}, expected {expected}",
-                    String::from_utf8_lossy(v.raw())
-                ),
+                Kind::Number => format!("is {}, expected {expected}", String::from_utf8_lossy(v.raw())),
                 Kind::Null => format!("is null, expected {expected}"),
                 k => format!(
                     "is {} {}, expected {expected}",
-                    if k == Kind::Array || k == Kind::Object {
-                        "an"
-                    } else {
-                        "a"
-                    },
+                    if k == Kind::Array || k == Kind::Object { "an" } else { "a" },
                     k.name()
                 ),
             },

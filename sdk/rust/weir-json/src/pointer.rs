@@ -28,20 +28,12 @@ impl Pointer {
     /// Parses `text`: empty (the whole document) or `/`-separated reference
     /// tokens, with `~0` for `~` and `~1` for `/`.
     pub fn parse(text: &str) -> Result<Pointer, PointerError> {
-        let err = |what| PointerError {
-            text: text.to_string(),
-            what,
-        };
+        let err = |what| PointerError { text: text.to_string(), what };
         if text.is_empty() {
-            return Ok(Pointer {
-                text: String::new(),
-                tokens: Vec::new(),
-            });
+            return Ok(Pointer { text: String::new(), tokens: Vec::new() });
         }
         let Some(rest) = text.strip_prefix('/') else {
-            return Err(err(
-                "it must be empty or start with `/` (for example `/user/id`)",
-            ));
+            return Err(err("it must be empty or start with `/` (for example `/user/id`)"));
         };
         let mut tokens = Vec::new();
         for raw in rest.split('/') {
@@ -60,10 +52,7 @@ impl Pointer {
             }
             tokens.push(t);
         }
-        Ok(Pointer {
-            text: text.to_string(),
-            tokens,
-        })
+        Ok(Pointer { text: text.to_string(), tokens })
     }
 
     /// The reference tokens, unescaped.

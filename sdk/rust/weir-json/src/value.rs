@@ -71,24 +71,17 @@ impl<'a> Value<'a> {
         if self.kind != Kind::Number {
             return None;
         }
-        let (neg, digits) = match self.raw.split_first() {
-            Some((b'-', rest)) => (true, rest),
-            _ => (false, self.raw),
-        };
-        let mut v: i64 = 0;
-        for &d in digits {
-            if !d.is_ascii_digit() {
-                return None;
+        match self.raw.split_first() {
+            Some((b'-', digits)) => {
+                let v = parse_u64(digits)?;
+                if v <= i64::MIN.unsigned_abs() {
+                    Some((v as i64).wrapping_neg())
+                } else {
+                    None
+                }
             }
-            let d = i64::from(d - b'0');
-            v = v.checked_mul(10)?;
-            v = if neg {
-                v.checked_sub(d)?
-            } else {
-                v.checked_add(d)?
-            };
+            _ => i64::try_from(parse_u64(self.raw)?).ok(),
         }
-        Some(v)
     }
 
     /// A number without sign, fraction or exponent that fits in `u64`.
@@ -96,14 +89,7 @@ impl<'a> Value<'a> {
         if self.kind != Kind::Number {
             return None;
         }
-        let mut v: u64 = 0;
-        for &d in self.raw {
-            if !d.is_ascii_digit() {
-                return None;
-            }
-            v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-        }
-        Some(v)
+        parse_u64(self.raw)
     }
 
     /// A number as `f64` (nearest value).
@@ -131,6 +117,30 @@ impl<'a> Value<'a> {
             Some(Cow::Owned(s)) => Cow::Owned(s.into_bytes()),
             None => Cow::Borrowed(self.raw),
         }
+    }
+}
+
+/// Decimal digits as `u64`, `None` if any byte is not a digit or the value
+/// overflows. Up to 19 digits cannot overflow, so the loop needs no checked
+/// arithmetic (which costs a 128-bit multiply per digit on wasm32).
+#[inline]
+fn parse_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 20 {
+        return None;
+    }
+    let (head, last) = if digits.len() == 20 { digits.split_at(19) } else { (digits, &[][..]) };
+    let mut v: u64 = 0;
+    for &d in head {
+        let d = d.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + u64::from(d);
+    }
+    match last {
+        [] => Some(v),
+        [d] if d.is_ascii_digit() => v.checked_mul(10)?.checked_add(u64::from(d - b'0')),
+        _ => None,
     }
 }
 

@@ -79,9 +79,7 @@ pub fn flat_map(attr: TokenStream, item: TokenStream) -> TokenStream {
 fn expand(kind: Kind, attr: TokenStream, item: Item) -> TokenStream {
     if !attr.is_empty() {
         let msg = format!("#[weir_sdk::{}] takes no arguments", kind.attr());
-        return syn::Error::new(Span::call_site(), msg)
-            .to_compile_error()
-            .into();
+        return syn::Error::new(Span::call_site(), msg).to_compile_error().into();
     }
     let result = match &item {
         Item::Fn(f) => from_fn(kind, f),
@@ -148,11 +146,7 @@ fn from_impl(kind: Kind, i: &ItemImpl) -> syn::Result<(Tokens, Type)> {
     };
     let named = path.segments.last().map(|s| s.ident.to_string());
     if named.as_deref() != Some(kind.trait_name()) {
-        let msg = format!(
-            "#[weir_sdk::{}] goes on an `impl weir_sdk::{} for ...`",
-            kind.attr(),
-            kind.trait_name()
-        );
+        let msg = format!("#[weir_sdk::{}] goes on an `impl weir_sdk::{} for ...`", kind.attr(), kind.trait_name());
         return Err(syn::Error::new(path.span(), msg));
     }
     Ok((Tokens::new(), (*i.self_ty).clone()))

@@ -31,26 +31,17 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// The step's parameters are unusable.
     pub fn invalid_params(message: impl Into<String>) -> Self {
-        Error {
-            kind: ErrorKind::InvalidParams,
-            message: message.into(),
-        }
+        Error { kind: ErrorKind::InvalidParams, message: message.into() }
     }
 
     /// The input record is unusable.
     pub fn invalid_input(message: impl Into<String>) -> Self {
-        Error {
-            kind: ErrorKind::InvalidInput,
-            message: message.into(),
-        }
+        Error { kind: ErrorKind::InvalidInput, message: message.into() }
     }
 
     /// Something else failed.
     pub fn failed(message: impl Into<String>) -> Self {
-        Error {
-            kind: ErrorKind::Failed,
-            message: message.into(),
-        }
+        Error { kind: ErrorKind::Failed, message: message.into() }
     }
 
     /// The kind of failure.

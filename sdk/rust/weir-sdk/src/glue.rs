@@ -23,10 +23,7 @@ fn bad_batch(e: weir_batch::LayoutError) -> UdfError {
 }
 
 fn rejection(index: usize, e: Error) -> Rejection {
-    Rejection {
-        index: index as u32,
-        reason: e.to_string(),
-    }
+    Rejection { index: index as u32, reason: e.to_string() }
 }
 
 /// `lifecycle.init`: builds the function value from the parameters.
@@ -59,18 +56,12 @@ pub fn map<T: Map>(slot: &'static Slot<T>, input: Vec<u8>) -> Result<Mapped, Udf
                 Err(e) => rejected.push(rejection(i, e)),
             }
         }
-        Ok(Mapped {
-            output: out.into_vec(),
-            rejected,
-        })
+        Ok(Mapped { output: out.into_vec(), rejected })
     })
 }
 
 /// `filter.filter`: the keep bitmap and the refused records.
-pub fn filter<T: Filter>(
-    slot: &'static Slot<T>,
-    input: Vec<u8>,
-) -> Result<(Vec<u8>, Vec<Rejection>), UdfError> {
+pub fn filter<T: Filter>(slot: &'static Slot<T>, input: Vec<u8>) -> Result<(Vec<u8>, Vec<Rejection>), UdfError> {
     slot.with(|s| {
         let s = s.borrow();
         let f = s.as_ref().ok_or_else(not_initialized)?;
@@ -99,18 +90,12 @@ pub fn flat_map<T: FlatMap>(slot: &'static Slot<T>, input: Vec<u8>) -> Result<Ma
         let mut scratch = Output::new();
         for (i, r) in batch.iter().enumerate() {
             let mark = out.mark();
-            let result = f.flat_map(
-                &Record::new(r),
-                &mut Emitter::new(&r, &mut out, &mut scratch),
-            );
+            let result = f.flat_map(&Record::new(r), &mut Emitter::new(&r, &mut out, &mut scratch));
             if let Err(e) = result {
                 out.rollback(mark);
                 rejected.push(rejection(i, e));
             }
         }
-        Ok(Mapped {
-            output: out.into_vec(),
-            rejected,
-        })
+        Ok(Mapped { output: out.into_vec(), rejected })
     })
 }

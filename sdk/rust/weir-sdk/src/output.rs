@@ -57,9 +57,7 @@ impl Output {
 
     /// Adds a header (after those carried over from the input).
     pub fn add_header(&mut self, input: &RecordRef<'_>, name: &str, value: &[u8]) {
-        let h = self
-            .headers
-            .get_or_insert_with(|| input.raw_headers.to_vec());
+        let h = self.headers.get_or_insert_with(|| input.raw_headers.to_vec());
         write_header(h, name.as_bytes(), value);
     }
 
@@ -132,38 +130,19 @@ pub struct Emitter<'a, 'b> {
 }
 
 impl<'a, 'b> Emitter<'a, 'b> {
-    pub(crate) fn new(
-        input: &'a RecordRef<'b>,
-        batch: &'a mut BatchWriter,
-        scratch: &'a mut Output,
-    ) -> Self {
-        Emitter {
-            input,
-            batch,
-            scratch,
-            emitted: 0,
-        }
+    pub(crate) fn new(input: &'a RecordRef<'b>, batch: &'a mut BatchWriter, scratch: &'a mut Output) -> Self {
+        Emitter { input, batch, scratch, emitted: 0 }
     }
 
     /// Emits a record with this value and the input's key, timestamp and headers.
     pub fn emit(&mut self, value: impl AsRef<[u8]>) {
-        self.batch.push_with_headers(
-            self.input.timestamp,
-            self.input.key,
-            value.as_ref(),
-            self.input.raw_headers,
-        );
+        self.batch.push_with_headers(self.input.timestamp, self.input.key, value.as_ref(), self.input.raw_headers);
         self.emitted += 1;
     }
 
     /// Emits a record with this key and value (and the input's timestamp and headers).
     pub fn emit_keyed(&mut self, key: &[u8], value: impl AsRef<[u8]>) {
-        self.batch.push_with_headers(
-            self.input.timestamp,
-            Some(key),
-            value.as_ref(),
-            self.input.raw_headers,
-        );
+        self.batch.push_with_headers(self.input.timestamp, Some(key), value.as_ref(), self.input.raw_headers);
         self.emitted += 1;
     }
 

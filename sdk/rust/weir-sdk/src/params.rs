@@ -17,16 +17,12 @@ impl Params {
 
     /// The value of `name`, if given.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     /// The value of `name`, or an `invalid-params` error saying it is missing.
     pub fn require(&self, name: &str) -> Result<&str> {
-        self.get(name)
-            .ok_or_else(|| Error::invalid_params(format!("missing parameter `{name}`")))
+        self.get(name).ok_or_else(|| Error::invalid_params(format!("missing parameter `{name}`")))
     }
 
     /// `name` parsed as `T`, `None` when absent, an `invalid-params` error
@@ -37,29 +33,23 @@ impl Params {
     {
         match self.get(name) {
             None => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|e| Error::invalid_params(format!("parameter `{name}` = {v:?}: {e}"))),
+            Some(v) => {
+                v.parse().map(Some).map_err(|e| Error::invalid_params(format!("parameter `{name}` = {v:?}: {e}")))
+            }
         }
     }
 
     /// Fails with an `invalid-params` error naming any parameter not in `known`,
     /// so that a misspelt parameter is caught when the pipeline starts.
     pub fn allow_only(&self, known: &[&str]) -> Result<()> {
-        match self
-            .pairs
-            .iter()
-            .find(|(n, _)| !known.contains(&n.as_str()))
-        {
+        match self.pairs.iter().find(|(n, _)| !known.contains(&n.as_str())) {
             None => Ok(()),
-            Some((n, _)) if known.is_empty() => Err(Error::invalid_params(format!(
-                "unknown parameter `{n}`: this function takes no parameters"
-            ))),
-            Some((n, _)) => Err(Error::invalid_params(format!(
-                "unknown parameter `{n}` (known: {})",
-                known.join(", ")
-            ))),
+            Some((n, _)) if known.is_empty() => {
+                Err(Error::invalid_params(format!("unknown parameter `{n}`: this function takes no parameters")))
+            }
+            Some((n, _)) => {
+                Err(Error::invalid_params(format!("unknown parameter `{n}` (known: {})", known.join(", "))))
+            }
         }
     }
 

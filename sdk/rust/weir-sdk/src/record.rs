@@ -22,8 +22,7 @@ impl<'a> Record<'a> {
 
     /// The value as UTF-8 text, or an `invalid-input` error.
     pub fn value_str(&self) -> Result<&'a str> {
-        std::str::from_utf8(self.inner.value)
-            .map_err(|e| Error::invalid_input(format!("value is not UTF-8: {e}")))
+        std::str::from_utf8(self.inner.value).map_err(|e| Error::invalid_input(format!("value is not UTF-8: {e}")))
     }
 
     /// The key, if the record has one.

@@ -1,0 +1,61 @@
+//! Cost of one function call on a batch, per record: the wasm boundary
+//! (identity map), the bench's q1 map and q2 filter, against batch size.
+//!
+//! Needs the example components: `scripts/build-udfs` first (the bench
+//! reads `udf-examples/dist`, or `WEIR_UDF_DIR`).
+//!
+//!     cargo bench -p weir-runtime --bench udf_call
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::path::PathBuf;
+use weir::connector::bids::write_bid;
+use weir::manifest::{FunctionKind, Limits};
+use weir::operator::udf::UdfInvoker;
+use weir::types::{Batch, BatchWriter, UdfRef};
+use weir::wasm::{InstanceSpec, WasmConfig, WasmHost};
+
+fn dist() -> PathBuf {
+    std::env::var_os("WEIR_UDF_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../udf-examples/dist"), PathBuf::from)
+}
+
+fn bids(n: usize) -> Batch {
+    let mut w = BatchWriter::new();
+    for i in 0..n as u64 {
+        w.push_with(0, None, |v| {
+            write_bid(42, i, v);
+        });
+    }
+    w.finish()
+}
+
+fn instance(host: &WasmHost, name: &str, kind: FunctionKind, params: &[(&str, &str)]) -> weir::wasm::WasmUdf {
+    let file = dist().join(format!("{name}.wasm"));
+    let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e} (run scripts/build-udfs)", file.display()));
+    let udf = UdfRef::parse(name.rsplit('/').next().unwrap_or(name)).unwrap();
+    let component = host.load(&udf, &bytes).unwrap();
+    let params = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    host.instantiate(&component, kind, InstanceSpec { params, limits: Limits::default(), subtask: 0 }).unwrap()
+}
+
+fn calls(c: &mut Criterion) {
+    let perf_map = std::env::var_os("WEIR_PERF_MAP").is_some();
+    let host = WasmHost::new(WasmConfig { perf_map, ..Default::default() }).unwrap();
+    let mut group = c.benchmark_group("udf_call");
+    for size in [1usize, 64, 1024, 4096] {
+        let input = bids(size);
+        group.throughput(Throughput::Elements(size as u64));
+        let mut identity = instance(&host, "test/evil@1", FunctionKind::Map, &[]);
+        group.bench_with_input(BenchmarkId::new("identity_map", size), &input, |b, i| {
+            b.iter(|| identity.map(i).unwrap())
+        });
+        let mut q1 = instance(&host, "currency@1", FunctionKind::Map, &[]);
+        group.bench_with_input(BenchmarkId::new("q1_currency_map", size), &input, |b, i| b.iter(|| q1.map(i).unwrap()));
+        let mut q2 = instance(&host, "auction-filter@1", FunctionKind::Filter, &[]);
+        group.bench_with_input(BenchmarkId::new("q2_filter", size), &input, |b, i| b.iter(|| q2.filter(i).unwrap()));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, calls);
+criterion_main!(benches);

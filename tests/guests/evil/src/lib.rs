@@ -1,0 +1,34 @@
+//! The identity map, except on records whose value starts with a trigger:
+//! `PANIC` panics, `LOOP` never returns, `OOM` allocates without bound,
+//! `REJECT` refuses the record, `DROPKEY` returns the record without its key.
+
+use weir_sdk::{Error, Output, Record, Result};
+
+#[weir_sdk::map]
+fn evil(record: &Record, out: &mut Output) -> Result<()> {
+    let v = record.value();
+    if v.starts_with(b"PANIC") {
+        panic!("PANIC requested by the record");
+    }
+    if v.starts_with(b"LOOP") {
+        let mut n: u64 = 0;
+        loop {
+            n = std::hint::black_box(n.wrapping_add(1));
+        }
+    }
+    if v.starts_with(b"OOM") {
+        let mut hoard: Vec<Vec<u8>> = Vec::new();
+        loop {
+            hoard.push(vec![1u8; 1 << 20]);
+            std::hint::black_box(&hoard);
+        }
+    }
+    if v.starts_with(b"REJECT") {
+        return Err(Error::invalid_input("REJECT requested by the record"));
+    }
+    if v.starts_with(b"DROPKEY") {
+        out.set_key(None);
+    }
+    out.value_mut().extend_from_slice(v);
+    Ok(())
+}
