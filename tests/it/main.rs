@@ -1,1 +1,8 @@
+//! End-to-end tests: the real `weir` binary, real components, real files and
+//! sockets. One binary, one module per concern.
 
+mod bench_queries;
+mod containment;
+mod input_errors;
+mod manifest_errors;
+mod sources_and_sinks;

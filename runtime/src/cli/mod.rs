@@ -59,11 +59,22 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Host settings from the environment: `WEIR_PERF_MAP=1` writes a perf map
-/// so `perf report` names functions inside guests.
+/// Host settings from the environment: `WEIR_CACHE_DIR` (default
+/// `$XDG_CACHE_HOME/weir/components` or `~/.cache/weir/components`; empty
+/// for none) keeps compiled components between runs; `WEIR_PERF_MAP=1`
+/// writes a perf map so `perf report` names functions inside guests.
 fn wasm_config() -> crate::wasm::WasmConfig {
     let perf_map = std::env::var("WEIR_PERF_MAP").is_ok_and(|v| v == "1");
-    crate::wasm::WasmConfig { perf_map, ..Default::default() }
+    let cache_dir = match std::env::var_os("WEIR_CACHE_DIR") {
+        Some(d) if d.is_empty() => None,
+        Some(d) => Some(PathBuf::from(d)),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .map(|d| d.join("weir/components")),
+    };
+    crate::wasm::WasmConfig { perf_map, cache_dir, ..Default::default() }
 }
 
 fn init_logging() {

@@ -72,8 +72,13 @@ fn print_summary(s: &Summary) {
         s.records_written(),
         s.dead_lettered()
     );
-    for step in &s.steps {
-        let mut line = format!("  {:<48} in {:>12}  out {:>12}", step.label, step.records_in, step.records_out);
+    let last = s.steps.len().saturating_sub(1);
+    for (i, step) in s.steps.iter().enumerate() {
+        let mut line = if i == last {
+            format!("  {:<48} written {:>12}", step.label, step.records_in)
+        } else {
+            format!("  {:<48} in {:>12}  out {:>12}", step.label, step.records_in, step.records_out)
+        };
         if step.dead_lettered > 0 {
             line.push_str(&format!("  dead-lettered {}", step.dead_lettered));
         }

@@ -163,11 +163,8 @@ mod tests {
         expected.sort();
         assert_eq!(all, expected);
     }
-}
 
-#[cfg(test)]
-const GEN_42_1: &str = r#"{"auction":5925,"bidder":75909,"price":69905,"channel":"Direct","url":"https://www.example.com/a/5925/3474724a","ts":1699999999133}"#;
-#[cfg(test)]
-const GEN_42_2: &str = r#"{"auction":2398,"bidder":21496,"price":93456,"channel":"Apple","url":"https://www.example.com/a/2398/1a83d752","ts":1699999999132}"#;
-#[cfg(test)]
-const GEN_7_0: &str = r#"{"auction":5487,"bidder":55805,"price":6346,"channel":"Baidu","url":"https://www.example.com/a/5487/73d33b66","ts":1699999999103}"#;
+    const GEN_42_1: &str = r#"{"auction":5925,"bidder":75909,"price":69905,"channel":"Direct","url":"https://www.example.com/a/5925/3474724a","ts":1699999999133}"#;
+    const GEN_42_2: &str = r#"{"auction":2398,"bidder":21496,"price":93456,"channel":"Apple","url":"https://www.example.com/a/2398/1a83d752","ts":1699999999132}"#;
+    const GEN_7_0: &str = r#"{"auction":5487,"bidder":55805,"price":6346,"channel":"Baidu","url":"https://www.example.com/a/5487/73d33b66","ts":1699999999103}"#;
+}

@@ -23,8 +23,25 @@ struct RawManifest {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLimits {
-    memory: Option<String>,
-    call_timeout: Option<String>,
+    memory: Option<Scalar>,
+    call_timeout: Option<Scalar>,
+}
+
+/// A scalar written either as text or as a number (`64MiB` or `1048576`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Number(u64),
+    Text(String),
+}
+
+impl Scalar {
+    fn text(self) -> String {
+        match self {
+            Scalar::Number(n) => n.to_string(),
+            Scalar::Text(t) => t,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -227,13 +244,13 @@ fn path(base: &Path, p: &str, at: &str) -> Result<PathBuf> {
 fn limits(v: Value, defaults: Limits, at: &str) -> Result<Limits> {
     let raw: RawLimits = typed(v, at)?;
     let mut l = defaults;
-    if let Some(m) = raw.memory {
+    if let Some(m) = raw.memory.map(Scalar::text) {
         l.memory = parse_size(&m).map_err(|e| ManifestError::new(format!("{at}.memory"), e))?;
         if l.memory < 1 << 20 {
             return Err(ManifestError::new(format!("{at}.memory"), format!("`{m}` is below the minimum of 1MiB")));
         }
     }
-    if let Some(t) = raw.call_timeout {
+    if let Some(t) = raw.call_timeout.map(Scalar::text) {
         l.call_timeout = parse_duration(&t).map_err(|e| ManifestError::new(format!("{at}.call_timeout"), e))?;
         if l.call_timeout < Duration::from_millis(10) {
             return Err(ManifestError::new(

@@ -24,7 +24,7 @@ fn random_records(rng: &mut Rng, n: usize) -> Vec<Owned> {
     (0..n)
         .map(|_| {
             let ts = rng.next() as i64;
-            let key = (rng.next() % 3 != 0).then(|| rng.bytes(12));
+            let key = (!rng.next().is_multiple_of(3)).then(|| rng.bytes(12));
             let value = rng.bytes(40);
             let headers = (0..rng.next() % 3).map(|_| (rng.bytes(5), rng.bytes(8))).collect();
             (ts, key, value, headers)

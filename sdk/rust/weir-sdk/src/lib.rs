@@ -8,13 +8,14 @@
 //!
 //! A map function is a plain function:
 //!
-//! ```ignore
+//! ```no_run
 //! use weir_sdk::{Record, Result};
 //!
 //! #[weir_sdk::map]
 //! fn shout(record: &Record) -> Result<String> {
 //!     Ok(record.value_str()?.to_uppercase())
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! Returning an `Err` refuses that record only: the host sends it to the
@@ -24,7 +25,7 @@
 //!
 //! To avoid allocating per record, write the value in place:
 //!
-//! ```ignore
+//! ```no_run
 //! use std::fmt::Write;
 //! use weir_sdk::{Output, Record, Result};
 //!
@@ -33,12 +34,13 @@
 //!     write!(out, "{}", record.value().len()).unwrap();
 //!     Ok(())
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! Functions with parameters (the step's `params` in the manifest) implement
 //! a trait and put the attribute on the `impl`:
 //!
-//! ```ignore
+//! ```no_run
 //! use weir_sdk::{Filter, Params, Record, Result};
 //!
 //! struct LongerThan(usize);
@@ -53,6 +55,7 @@
 //!         Ok(record.value().len() > self.0)
 //!     }
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! Shapes: [`Map`] (`#[weir_sdk::map]`), [`Filter`] (`#[weir_sdk::filter]`),

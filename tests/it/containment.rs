@@ -1,0 +1,97 @@
+//! A function that traps, loops forever or allocates past its cap is
+//! contained: the offending records are dead-lettered with the reason, the
+//! instance is replaced, everything else goes on; or, with `on_error: fail`,
+//! the pipeline stops with an error naming the function and subtask.
+
+use std::collections::BTreeMap;
+use weir_tests::{dead_letters, sorted_lines, Scratch};
+
+fn evil_manifest(on_error: &str) -> String {
+    format!(
+        "name: evil\nparallelism: 2\nbatch_size: 64\nsource:\n  file: {{ path: in.txt }}\nsteps:\n  - map: {{ udf: evil@1, on_error: {on_error}, limits: {{ memory: 32MiB, call_timeout: 100ms }} }}\nsink:\n  file: {{ dir: out }}\ndead_letter:\n  file: {{ path: dlq.ndjson }}\n"
+    )
+}
+
+#[test]
+fn traps_timeouts_and_memory_exhaustion_are_isolated_to_their_records() -> anyhow::Result<()> {
+    let s = Scratch::new();
+    let mut lines: Vec<String> = (0..600).map(|i| format!("v{i}")).collect();
+    let triggers =
+        [(17, "PANIC-1"), (140, "LOOP-1"), (300, "OOM-1"), (301, "REJECT-1"), (451, "PANIC-2"), (599, "OOM-2")];
+    for (at, t) in triggers {
+        lines[at] = t.to_string();
+    }
+    s.write("in.txt", lines.join("\n"));
+    let run = s.run(&evil_manifest("dead_letter")).ok()?;
+
+    let mut expected: Vec<String> = lines.iter().filter(|l| l.starts_with('v')).cloned().collect();
+    expected.sort();
+    assert_eq!(sorted_lines(&s.join("out"))?, expected, "every other record passes, once");
+
+    let letters = dead_letters(&s.join("dlq.ndjson"))?;
+    let by_value: BTreeMap<String, (String, String)> = letters
+        .iter()
+        .map(|l| {
+            (
+                l["value"].as_str().unwrap_or_default().to_string(),
+                (
+                    l["kind"].as_str().unwrap_or_default().to_string(),
+                    l["reason"].as_str().unwrap_or_default().to_string(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(letters.len(), triggers.len(), "one letter per trigger: {letters:#?}");
+    let (kind, reason) = &by_value["PANIC-1"];
+    assert_eq!(kind, "trap");
+    assert!(reason.contains("evil@1 (subtask") && reason.contains("PANIC requested by the record"), "{reason}");
+    assert_eq!(by_value["LOOP-1"].0, "timeout");
+    assert!(by_value["LOOP-1"].1.contains("deadline of 100ms"), "{}", by_value["LOOP-1"].1);
+    assert_eq!(by_value["OOM-1"].0, "out_of_memory");
+    assert!(by_value["OOM-1"].1.contains("cap of 32 MiB"), "{}", by_value["OOM-1"].1);
+    assert_eq!(by_value["OOM-2"].0, "out_of_memory");
+    assert_eq!(by_value["REJECT-1"], ("rejected".to_string(), "REJECT requested by the record".to_string()));
+    assert_eq!(by_value["PANIC-2"].0, "trap");
+    for l in &letters {
+        assert_eq!(l["pipeline"], "evil");
+        assert_eq!(l["step"], "steps[0] map evil@1");
+    }
+    assert!(run.stderr().contains("600 records read") && run.stderr().contains("6 dead-lettered"), "{}", run.stderr());
+    Ok(())
+}
+
+#[test]
+fn the_fail_policy_stops_the_pipeline_with_the_cause() {
+    let s = Scratch::new();
+    s.write("in.txt", "a\nb\nPANIC now\nc\n");
+    let run = s.run(&evil_manifest("fail"));
+    assert_eq!(run.code(), Some(1), "{}", run.stderr());
+    let err = run.stderr();
+    assert!(err.contains("pipeline failed: steps[0] map evil@1: evil@1 (subtask"), "{err}");
+    assert!(err.contains("trapped: panicked at") && err.contains("PANIC requested by the record"), "{err}");
+}
+
+#[test]
+fn a_chatty_function_is_rate_limited_not_killed() -> anyhow::Result<()> {
+    let s = Scratch::new();
+    let lines: Vec<String> = (0..3000).map(|i| format!("line {i}")).collect();
+    s.write("in.txt", lines.join("\n"));
+    let run = s.run("name: noisy\nsource:\n  file: { path: in.txt }\nsteps:\n  - flat_map: { udf: noisy@1 }\nsink:\n  file: { path: out.txt }\n").ok()?;
+    assert_eq!(sorted_lines(&s.join("out.txt"))?.len(), 6000);
+    let logged = run.stderr().lines().filter(|l| l.contains("stdout line for a record")).count();
+    assert!(logged > 0 && logged < 1000, "guest output should reach the log, rate-limited ({logged} lines)");
+    Ok(())
+}
+
+#[test]
+fn key_by_functions_must_set_a_key() -> anyhow::Result<()> {
+    let s = Scratch::new();
+    s.write("in.txt", "keep\nDROPKEY me\n");
+    // evil@1 keeps the input's key, and input lines have none, so both lack a key.
+    s.run("name: k\nsource:\n  file: { path: in.txt }\nsteps:\n  - key_by: { udf: evil@1 }\nsink:\n  file: { path: out.txt }\ndead_letter:\n  file: { path: dlq.ndjson }\n").ok()?;
+    let letters = dead_letters(&s.join("dlq.ndjson"))?;
+    assert_eq!(letters.len(), 2);
+    assert!(letters.iter().all(|l| l["kind"] == "missing_key"));
+    assert!(sorted_lines(&s.join("out.txt"))?.is_empty());
+    Ok(())
+}
