@@ -95,3 +95,18 @@ fn key_by_functions_must_set_a_key() -> anyhow::Result<()> {
     assert!(sorted_lines(&s.join("out.txt"))?.is_empty());
     Ok(())
 }
+
+#[test]
+fn output_that_breaks_the_contract_is_caught() -> anyhow::Result<()> {
+    let s = Scratch::new();
+    s.write("in.txt", "fine\nGARBAGE\nok\nSHORT\nlast\n");
+    s.run("name: liar\nbatch_size: 1\nsource:\n  file: { path: in.txt }\nsteps:\n  - map: { udf: liar@1 }\nsink:\n  file: { path: out.txt }\ndead_letter:\n  file: { path: dlq.ndjson }\n").ok()?;
+    assert_eq!(sorted_lines(&s.join("out.txt"))?, ["fine", "last", "ok"]);
+    let letters = dead_letters(&s.join("dlq.ndjson"))?;
+    assert_eq!(letters.len(), 2);
+    assert!(letters.iter().all(|l| l["kind"] == "bad_output"), "{letters:#?}");
+    let reasons: Vec<&str> = letters.iter().filter_map(|l| l["reason"].as_str()).collect();
+    assert!(reasons.iter().any(|r| r.contains("the output batch is malformed")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("map returned 0 records and refused 0 for 1 inputs")), "{reasons:?}");
+    Ok(())
+}

@@ -88,3 +88,28 @@ fn key_by_sends_each_key_to_exactly_one_subtask() -> anyhow::Result<()> {
     assert_eq!(used.len(), 3, "37 keys should spread over all 3 subtasks");
     Ok(())
 }
+
+#[test]
+fn ctrl_c_stops_an_endless_source_and_drains() -> anyhow::Result<()> {
+    let s = Scratch::new();
+    let manifest = s.write(
+        "p.yaml",
+        "name: endless\nparallelism: 2\nsource:\n  bids: { rate: 2000 }\nsteps:\n  - map: { udf: currency@1 }\nsink:\n  file: { dir: out }\n",
+    );
+    let mut child = std::process::Command::new(weir_tests::weir_bin())
+        .args(["run", manifest.to_str().unwrap_or_default()])
+        .env("WEIR_UDF_DIR", weir_tests::udf_dir())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status()?;
+    assert!(status.success());
+    let out = child.wait_with_output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("stopping: draining"), "{err}");
+    let lines = sorted_lines(&s.join("out"))?;
+    assert!(lines.len() > 500, "about 2000 bids/s for 1.5 s should have been processed, got {}", lines.len());
+    assert!(err.contains(&format!("{} written", lines.len())), "everything read was written: {err}");
+    Ok(())
+}
