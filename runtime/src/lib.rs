@@ -29,6 +29,8 @@ pub mod exec;
 pub mod job;
 pub mod manifest;
 pub mod operator;
+pub mod state;
 pub mod time;
 pub mod types;
 pub mod wasm;
+pub mod window;

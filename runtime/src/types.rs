@@ -8,6 +8,25 @@ pub use weir_batch::{Batch, BatchRef, BatchWriter, RecordRef};
 /// Event time or processing time: milliseconds since the Unix epoch.
 pub type Timestamp = i64;
 
+/// A time window `[start, end)` in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TimeWindow {
+    /// First millisecond inside.
+    pub start: Timestamp,
+    /// First millisecond after.
+    pub end: Timestamp,
+}
+
+impl TimeWindow {
+    /// The last millisecond inside: a window fires when the watermark reaches it.
+    pub fn max_timestamp(&self) -> Timestamp {
+        self.end - 1
+    }
+
+    /// The window of everything (`[i64::MIN, i64::MAX)`).
+    pub const GLOBAL: TimeWindow = TimeWindow { start: Timestamp::MIN, end: Timestamp::MAX };
+}
+
 /// Identifies one checkpoint of a pipeline; increases by one per checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CheckpointId(pub u64);
@@ -19,6 +38,9 @@ pub enum Message {
     Data(Batch),
     /// No record with a timestamp at or below this will follow on this channel.
     Watermark(Timestamp),
+    /// The sender has no data for now: until its next watermark it must not
+    /// hold the receiver's watermark back.
+    Idle,
     /// Checkpoint barrier: everything before it belongs to the checkpoint.
     Barrier(CheckpointId),
     /// The sender has finished; nothing follows.

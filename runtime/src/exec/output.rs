@@ -66,6 +66,10 @@ impl Output {
         self.broadcast(|| Message::Watermark(watermark))
     }
 
+    pub(crate) fn idle(&mut self) -> Result<(), TaskError> {
+        self.broadcast(|| Message::Idle)
+    }
+
     pub(crate) fn end(&mut self) -> Result<(), TaskError> {
         if let Output::Sink { sink, .. } = self {
             return sink.finish().map_err(|e| TaskError::Sink(e.to_string()));

@@ -99,14 +99,23 @@ impl Task {
             select.recv(r);
         }
         let mut open = inputs.len();
+        let mut forwarded_idle = false;
         while open > 0 {
             let op = select.select();
             let i = op.index();
             let message = op.recv(&inputs[i]).unwrap_or(Message::End);
             match message {
-                Message::Data(b) => push(&mut self.chain, 0, vec![b], &mut self.output)?,
+                Message::Data(b) => {
+                    watermarks.data(i);
+                    push(&mut self.chain, 0, vec![b], &mut self.output)?;
+                }
                 Message::Watermark(w) => {
                     if let Some(w) = watermarks.advance(i, w) {
+                        self.watermark(w)?;
+                    }
+                }
+                Message::Idle => {
+                    if let Some(w) = watermarks.set_idle(i) {
                         self.watermark(w)?;
                     }
                 }
@@ -117,6 +126,16 @@ impl Task {
                     if let Some(w) = watermarks.end(i) {
                         self.watermark(w)?;
                     }
+                }
+            }
+            // Tell the next stage when this task goes idle or becomes active again.
+            let idle = watermarks.is_idle();
+            if idle != forwarded_idle {
+                forwarded_idle = idle;
+                if idle {
+                    self.output.idle()?;
+                } else {
+                    self.output.watermark(watermarks.current())?;
                 }
             }
         }

@@ -60,7 +60,7 @@ pub(super) fn plan(m: &Manifest, host: &WasmHost, catalog: &dyn UdfCatalog) -> R
     for (step, u) in m.udf_steps() {
         let mut per_subtask = Vec::with_capacity(p as usize);
         for subtask in 0..p {
-            let spec = InstanceSpec { params: u.params.clone(), limits: u.limits, subtask };
+            let spec = InstanceSpec { params: u.params.clone(), limits: u.limits, subtask, keyed: None };
             let udf = host
                 .instantiate(&loaded[&u.udf], u.function, spec)
                 .map_err(|message| JobError::Udf { step: step.label(), message })?;

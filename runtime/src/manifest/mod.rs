@@ -159,6 +159,10 @@ pub enum FunctionKind {
     Filter,
     /// Any number of outputs per input (`weir:udf/flat-mapper`).
     FlatMap,
+    /// Window aggregation (`weir:udf/aggregator`).
+    Aggregate,
+    /// Keyed processing with state and timers (`weir:udf/processor`).
+    Process,
 }
 
 impl FunctionKind {
@@ -168,6 +172,8 @@ impl FunctionKind {
             FunctionKind::Map => "map",
             FunctionKind::Filter => "filter",
             FunctionKind::FlatMap => "flat_map",
+            FunctionKind::Aggregate => "aggregate",
+            FunctionKind::Process => "process",
         }
     }
 }

@@ -13,7 +13,10 @@
 pub mod dead_letter;
 pub mod decode;
 pub mod key_by;
+pub mod keyed_access;
+pub mod process;
 pub mod udf;
+pub mod window;
 
 use crate::types::{Batch, Timestamp};
 use std::fmt;
@@ -56,6 +59,17 @@ pub trait Operator: Send {
     fn on_end(&mut self, _out: &mut Vec<Batch>) -> Result<(), OperatorError> {
         Ok(())
     }
+
+    /// Processing time advanced to `now` (called about every 100 ms when
+    /// [`wants_ticks`](Operator::wants_ticks)).
+    fn on_tick(&mut self, _now: Timestamp, _out: &mut Vec<Batch>) -> Result<(), OperatorError> {
+        Ok(())
+    }
+
+    /// Whether the operator needs [`on_tick`](Operator::on_tick) (processing-time windows).
+    fn wants_ticks(&self) -> bool {
+        false
+    }
 }
 
 /// Counters of one step, summed over its subtasks.
@@ -69,6 +83,8 @@ pub struct StepMetrics {
     pub dead_lettered: AtomicU64,
     /// Function calls that failed (trap, timeout, out of memory, error value).
     pub failed_calls: AtomicU64,
+    /// Records that arrived after their windows closed (sent to the late output).
+    pub late: AtomicU64,
 }
 
 impl StepMetrics {

@@ -40,6 +40,24 @@ pub struct Filtered {
     pub rejected: Vec<Rejection>,
 }
 
+/// Result of an aggregator's `add` call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Added {
+    /// Accumulator list (one per group).
+    pub accumulators: Vec<u8>,
+    /// Refused records, by position among all records of the call.
+    pub rejected: Vec<Rejection>,
+}
+
+/// Result of a processor's `process` call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Processed {
+    /// Result list (one per group).
+    pub results: Vec<u8>,
+    /// Refused records, by position among all records of the call.
+    pub rejected: Vec<Rejection>,
+}
+
 /// Why a call produced no result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UdfFailure {
@@ -127,6 +145,35 @@ pub trait UdfInvoker: Send {
     fn flat_map(&mut self, input: &Batch) -> Result<Mapped, UdfFailure>;
     /// Tells the instance the subtask's current watermark.
     fn set_watermark(&mut self, _watermark: i64) {}
+
+    /// Calls the aggregator's `create`.
+    fn create(&mut self) -> Result<Vec<u8>, UdfFailure> {
+        Err(not_exported(self.name(), "aggregator"))
+    }
+    /// Calls the aggregator's `add` with an `add` group list.
+    fn add(&mut self, _groups: &[u8]) -> Result<Added, UdfFailure> {
+        Err(not_exported(self.name(), "aggregator"))
+    }
+    /// Calls the aggregator's `merge`.
+    fn merge(&mut self, _a: &[u8], _b: &[u8]) -> Result<Vec<u8>, UdfFailure> {
+        Err(not_exported(self.name(), "aggregator"))
+    }
+    /// Calls the aggregator's `finish` with a `finish` group list.
+    fn finish(&mut self, _fired: &[u8]) -> Result<Batch, UdfFailure> {
+        Err(not_exported(self.name(), "aggregator"))
+    }
+    /// Calls the processor's `process` with a `process` group list.
+    fn process(&mut self, _groups: &[u8]) -> Result<Processed, UdfFailure> {
+        Err(not_exported(self.name(), "processor"))
+    }
+    /// Calls the processor's `on-timer` with a `timer` group list.
+    fn on_timer(&mut self, _fired: &[u8]) -> Result<Vec<u8>, UdfFailure> {
+        Err(not_exported(self.name(), "processor"))
+    }
+}
+
+fn not_exported(name: &str, interface: &str) -> UdfFailure {
+    UdfFailure::Unavailable { message: format!("{name} does not export the {interface} interface") }
 }
 
 /// A `map`, `filter` or `flat_map` step's subtask.
@@ -166,6 +213,9 @@ impl UdfStep {
                 }
                 Ok((m.output, m.rejected))
             }
+            FunctionKind::Aggregate | FunctionKind::Process => Err(UdfFailure::Unavailable {
+                message: format!("a {} function cannot serve a record-by-record step", self.function.step_name()),
+            }),
             FunctionKind::Filter => {
                 let f = self.invoker.filter(batch)?;
                 check_rejections(&f.rejected, batch.len())?;
@@ -226,7 +276,7 @@ impl UdfStep {
 }
 
 /// Rejections must name distinct records of the batch, in ascending order.
-fn check_rejections(rejected: &[Rejection], len: usize) -> Result<(), UdfFailure> {
+pub(crate) fn check_rejections(rejected: &[Rejection], len: usize) -> Result<(), UdfFailure> {
     let mut previous: Option<u32> = None;
     for r in rejected {
         if r.index as usize >= len || previous.is_some_and(|p| p >= r.index) {

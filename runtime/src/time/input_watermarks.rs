@@ -1,5 +1,5 @@
-//! A subtask's watermark is the minimum of its inputs' watermarks, and it
-//! only moves forward.
+//! A task's watermark is the minimum of its inputs' watermarks, ignoring
+//! inputs that ended or declared themselves idle, and it only moves forward.
 
 use crate::types::Timestamp;
 
@@ -8,13 +8,19 @@ use crate::types::Timestamp;
 pub struct InputWatermarks {
     marks: Vec<Timestamp>,
     ended: Vec<bool>,
+    idle: Vec<bool>,
     current: Timestamp,
 }
 
 impl InputWatermarks {
     /// `inputs` inputs, none with a watermark yet.
     pub fn new(inputs: usize) -> Self {
-        InputWatermarks { marks: vec![Timestamp::MIN; inputs], ended: vec![false; inputs], current: Timestamp::MIN }
+        InputWatermarks {
+            marks: vec![Timestamp::MIN; inputs],
+            ended: vec![false; inputs],
+            idle: vec![false; inputs],
+            current: Timestamp::MIN,
+        }
     }
 
     /// The task's watermark.
@@ -22,13 +28,31 @@ impl InputWatermarks {
         self.current
     }
 
-    /// Input `input` reached `watermark`; returns the task's new watermark
-    /// if it advanced. A watermark lower than an input's previous one is
-    /// ignored (watermarks never go back).
+    /// Whether every input that has not ended is idle (then the task is idle too).
+    pub fn is_idle(&self) -> bool {
+        let live: Vec<usize> = (0..self.marks.len()).filter(|&i| !self.ended[i]).collect();
+        !live.is_empty() && live.iter().all(|&i| self.idle[i])
+    }
+
+    /// Input `input` reached `watermark` (and is active); returns the task's
+    /// new watermark if it advanced. An input going back is ignored.
     pub fn advance(&mut self, input: usize, watermark: Timestamp) -> Option<Timestamp> {
+        self.idle[input] = false;
         if watermark > self.marks[input] {
             self.marks[input] = watermark;
         }
+        self.recompute()
+    }
+
+    /// Input `input` sent data: it is active again (the watermark cannot go
+    /// back, so this never advances it).
+    pub fn data(&mut self, input: usize) {
+        self.idle[input] = false;
+    }
+
+    /// Input `input` is idle; returns the new watermark if ignoring it advanced it.
+    pub fn set_idle(&mut self, input: usize) -> Option<Timestamp> {
+        self.idle[input] = true;
         self.recompute()
     }
 
@@ -40,8 +64,15 @@ impl InputWatermarks {
     }
 
     fn recompute(&mut self) -> Option<Timestamp> {
-        let min =
-            self.marks.iter().zip(&self.ended).filter(|(_, e)| !**e).map(|(m, _)| *m).min().unwrap_or(Timestamp::MAX);
+        let live = (0..self.marks.len()).filter(|&i| !self.ended[i]);
+        let active: Vec<usize> = live.clone().filter(|&i| !self.idle[i]).collect();
+        let min = if live.clone().next().is_none() {
+            Timestamp::MAX
+        } else if active.is_empty() {
+            return None;
+        } else {
+            active.iter().map(|&i| self.marks[i]).min().unwrap_or(Timestamp::MIN)
+        };
         (min > self.current).then(|| {
             self.current = min;
             min
@@ -67,8 +98,23 @@ mod tests {
         assert_eq!(w.current(), Timestamp::MAX);
     }
 
+    #[test]
+    fn idle_inputs_do_not_hold_the_watermark_back() {
+        let mut w = InputWatermarks::new(2);
+        assert_eq!(w.advance(0, 100), None);
+        assert_eq!(w.set_idle(1), Some(100), "input 1 never spoke and went idle");
+        assert!(!w.is_idle());
+        assert_eq!(w.advance(0, 200), Some(200));
+        assert_eq!(w.set_idle(0), None);
+        assert!(w.is_idle(), "all inputs idle: the task is idle");
+        w.data(1);
+        assert!(!w.is_idle());
+        assert_eq!(w.advance(1, 150), None, "back but behind: the watermark never goes back");
+        assert_eq!(w.advance(1, 250), Some(250), "input 0 is still idle");
+    }
+
     /// Oracle: the result is always the running maximum of the minimum over
-    /// live inputs, computed from scratch.
+    /// live, active inputs, computed from scratch.
     #[test]
     fn matches_a_from_scratch_computation() {
         let mut seed = 99u64;
@@ -76,24 +122,38 @@ mod tests {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
             (seed >> 33) % n
         };
-        for _ in 0..100 {
+        for _ in 0..200 {
             let n = 1 + next(5) as usize;
             let mut w = InputWatermarks::new(n);
-            let (mut marks, mut ended, mut emitted) = (vec![i64::MIN; n], vec![false; n], i64::MIN);
-            for _ in 0..50 {
+            let (mut marks, mut ended, mut idle, mut current) =
+                (vec![i64::MIN; n], vec![false; n], vec![false; n], i64::MIN);
+            for _ in 0..60 {
                 let i = next(n as u64) as usize;
-                let got = if next(10) == 0 {
-                    ended[i] = true;
-                    w.end(i)
-                } else {
-                    let m = next(1000) as i64;
-                    marks[i] = marks[i].max(m);
-                    w.advance(i, m)
+                let got = match next(12) {
+                    0 => {
+                        ended[i] = true;
+                        w.end(i)
+                    }
+                    1 | 2 => {
+                        idle[i] = true;
+                        w.set_idle(i)
+                    }
+                    _ => {
+                        let m = next(1000) as i64;
+                        marks[i] = marks[i].max(m);
+                        idle[i] = false;
+                        w.advance(i, m)
+                    }
                 };
-                let min = (0..n).filter(|&j| !ended[j]).map(|j| marks[j]).min().unwrap_or(i64::MAX);
-                let expected = (min > emitted).then_some(min);
-                emitted = emitted.max(min);
+                let live: Vec<usize> = (0..n).filter(|&j| !ended[j]).collect();
+                let active: Vec<usize> = live.iter().copied().filter(|&j| !idle[j]).collect();
+                let min = if live.is_empty() { Some(i64::MAX) } else { active.iter().map(|&j| marks[j]).min() };
+                let expected = min.filter(|&m| m > current);
+                if let Some(m) = expected {
+                    current = m;
+                }
                 assert_eq!(got, expected);
+                assert_eq!(w.is_idle(), !live.is_empty() && active.is_empty());
             }
         }
     }

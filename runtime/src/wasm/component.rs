@@ -2,7 +2,7 @@
 //! hash), check its imports and exports against the `weir:udf` worlds, and
 //! keep an `InstancePre` to instantiate from.
 
-use super::bindings::exports::weir::udf::{filter, flat_mapper, lifecycle, mapper};
+use super::bindings::exports::weir::udf::{aggregator, filter, flat_mapper, lifecycle, mapper, processor};
 use super::host_state::HostState;
 use crate::manifest::FunctionKind;
 use crate::types::UdfRef;
@@ -72,6 +72,8 @@ pub struct LoadedComponent {
     pub(crate) mapper: Option<mapper::GuestIndices>,
     pub(crate) filter: Option<filter::GuestIndices>,
     pub(crate) flat_mapper: Option<flat_mapper::GuestIndices>,
+    pub(crate) aggregator: Option<aggregator::GuestIndices>,
+    pub(crate) processor: Option<processor::GuestIndices>,
 }
 
 impl fmt::Debug for LoadedComponent {
@@ -94,6 +96,8 @@ pub(crate) fn interface_of(kind: FunctionKind) -> String {
         FunctionKind::Map => "mapper",
         FunctionKind::Filter => "filter",
         FunctionKind::FlatMap => "flat-mapper",
+        FunctionKind::Aggregate => "aggregator",
+        FunctionKind::Process => "processor",
     })
 }
 
@@ -102,6 +106,8 @@ fn sdk_attribute(kind: FunctionKind) -> &'static str {
         FunctionKind::Map => "#[weir_sdk::map]",
         FunctionKind::Filter => "#[weir_sdk::filter]",
         FunctionKind::FlatMap => "#[weir_sdk::flat_map]",
+        FunctionKind::Aggregate => "#[weir_sdk::aggregate]",
+        FunctionKind::Process => "#[weir_sdk::process]",
     }
 }
 
@@ -117,6 +123,12 @@ impl LoadedComponent {
         }
         if self.flat_mapper.is_some() {
             k.push(FunctionKind::FlatMap);
+        }
+        if self.aggregator.is_some() {
+            k.push(FunctionKind::Aggregate);
+        }
+        if self.processor.is_some() {
+            k.push(FunctionKind::Process);
         }
         k
     }
@@ -200,13 +212,21 @@ pub(crate) fn check(
         )));
     }
     let lifecycle = lifecycle::GuestIndices::new(&pre).map_err(|e| mismatch("lifecycle", e))?;
-    let mapper =
-        has("mapper").then(|| mapper::GuestIndices::new(&pre).map_err(|e| mismatch("mapper", e))).transpose()?;
-    let filter =
-        has("filter").then(|| filter::GuestIndices::new(&pre).map_err(|e| mismatch("filter", e))).transpose()?;
-    let flat_mapper = has("flat-mapper")
-        .then(|| flat_mapper::GuestIndices::new(&pre).map_err(|e| mismatch("flat-mapper", e)))
-        .transpose()?;
+    // Each exported function interface, if present, must match the contract.
+    macro_rules! optional {
+        ($module:ident, $name:literal) => {
+            if has($name) {
+                Some($module::GuestIndices::new(&pre).map_err(|e| mismatch($name, e))?)
+            } else {
+                None
+            }
+        };
+    }
+    let mapper = optional!(mapper, "mapper");
+    let filter = optional!(filter, "filter");
+    let flat_mapper = optional!(flat_mapper, "flat-mapper");
+    let aggregator = optional!(aggregator, "aggregator");
+    let processor = optional!(processor, "processor");
     Ok(LoadedComponent {
         udf: udf.clone(),
         hash,
@@ -219,6 +239,8 @@ pub(crate) fn check(
         mapper,
         filter,
         flat_mapper,
+        aggregator,
+        processor,
     })
 }
 

@@ -2,6 +2,7 @@
 
 use super::bindings::weir::udf::{host, state, timers, types};
 use super::guest_output::GuestOutput;
+use crate::operator::keyed_access::KeyedAccess;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
@@ -15,12 +16,13 @@ pub(crate) struct HostState {
     pub(crate) stderr: GuestOutput,
     label: Arc<str>,
     pub(crate) watermark: i64,
+    keyed: Option<Arc<dyn KeyedAccess>>,
 }
 
 impl HostState {
     /// A sandbox with no files, no network, no environment: stdout and
     /// stderr go to the log; clocks and randomness are the host's.
-    pub(crate) fn new(label: Arc<str>, memory_cap: u64) -> Self {
+    pub(crate) fn new(label: Arc<str>, memory_cap: u64, keyed: Option<Arc<dyn KeyedAccess>>) -> Self {
         let stdout = GuestOutput::new(label.clone(), "stdout");
         let stderr = GuestOutput::new(label.clone(), "stderr");
         let wasi = WasiCtxBuilder::new().stdout(stdout).stderr(stderr.clone()).build();
@@ -31,6 +33,7 @@ impl HostState {
             stderr,
             label,
             watermark: i64::MIN,
+            keyed,
         }
     }
 }
@@ -84,60 +87,62 @@ impl host::Host for HostState {
     }
 }
 
-fn not_keyed<T>() -> Result<T, types::UdfError> {
-    Err(types::UdfError::Failed("keyed state and timers are only available to `process` functions".to_string()))
+impl HostState {
+    /// Runs `f` on the keyed access of a `process` instance.
+    fn keyed<T>(&self, f: impl FnOnce(&dyn KeyedAccess) -> Result<T, String>) -> Result<T, types::UdfError> {
+        match &self.keyed {
+            Some(k) => f(k.as_ref()).map_err(types::UdfError::InvalidInput),
+            None => Err(types::UdfError::Failed(
+                "keyed state and timers are only available to `process` functions".to_string(),
+            )),
+        }
+    }
 }
 
 impl state::Host for HostState {
-    fn value_get(&mut self, _key: Vec<u8>, _name: String) -> Result<Option<Vec<u8>>, types::UdfError> {
-        not_keyed()
+    fn value_get(&mut self, key: Vec<u8>, name: String) -> Result<Option<Vec<u8>>, types::UdfError> {
+        self.keyed(|k| k.value_get(&key, &name))
     }
 
-    fn value_set(&mut self, _key: Vec<u8>, _name: String, _value: Vec<u8>) -> Result<(), types::UdfError> {
-        not_keyed()
+    fn value_set(&mut self, key: Vec<u8>, name: String, value: Vec<u8>) -> Result<(), types::UdfError> {
+        self.keyed(|k| k.value_set(&key, &name, &value))
     }
 
-    fn clear(&mut self, _key: Vec<u8>, _name: String) -> Result<(), types::UdfError> {
-        not_keyed()
+    fn clear(&mut self, key: Vec<u8>, name: String) -> Result<(), types::UdfError> {
+        self.keyed(|k| k.clear(&key, &name))
     }
 
-    fn map_get(&mut self, _key: Vec<u8>, _name: String, _field: Vec<u8>) -> Result<Option<Vec<u8>>, types::UdfError> {
-        not_keyed()
+    fn map_get(&mut self, key: Vec<u8>, name: String, field: Vec<u8>) -> Result<Option<Vec<u8>>, types::UdfError> {
+        self.keyed(|k| k.map_get(&key, &name, &field))
     }
 
-    fn map_put(
-        &mut self,
-        _key: Vec<u8>,
-        _name: String,
-        _field: Vec<u8>,
-        _value: Vec<u8>,
-    ) -> Result<(), types::UdfError> {
-        not_keyed()
+    fn map_put(&mut self, key: Vec<u8>, name: String, field: Vec<u8>, value: Vec<u8>) -> Result<(), types::UdfError> {
+        self.keyed(|k| k.map_put(&key, &name, &field, &value))
     }
 
-    fn map_remove(&mut self, _key: Vec<u8>, _name: String, _field: Vec<u8>) -> Result<(), types::UdfError> {
-        not_keyed()
+    fn map_remove(&mut self, key: Vec<u8>, name: String, field: Vec<u8>) -> Result<(), types::UdfError> {
+        self.keyed(|k| k.map_remove(&key, &name, &field))
     }
 
-    fn map_entries(&mut self, _key: Vec<u8>, _name: String) -> Result<Vec<(Vec<u8>, Vec<u8>)>, types::UdfError> {
-        not_keyed()
+    fn map_entries(&mut self, key: Vec<u8>, name: String) -> Result<Vec<(Vec<u8>, Vec<u8>)>, types::UdfError> {
+        self.keyed(|k| k.map_entries(&key, &name))
     }
 
-    fn list_get(&mut self, _key: Vec<u8>, _name: String) -> Result<Vec<Vec<u8>>, types::UdfError> {
-        not_keyed()
+    fn list_get(&mut self, key: Vec<u8>, name: String) -> Result<Vec<Vec<u8>>, types::UdfError> {
+        self.keyed(|k| k.list_get(&key, &name))
     }
 
-    fn list_append(&mut self, _key: Vec<u8>, _name: String, _item: Vec<u8>) -> Result<(), types::UdfError> {
-        not_keyed()
+    fn list_append(&mut self, key: Vec<u8>, name: String, item: Vec<u8>) -> Result<(), types::UdfError> {
+        self.keyed(|k| k.list_append(&key, &name, &item))
     }
 }
 
 impl timers::Host for HostState {
-    fn register(&mut self, _key: Vec<u8>, _at: i64) -> Result<(), types::UdfError> {
-        not_keyed()
+    fn register(&mut self, key: Vec<u8>, at: i64) -> Result<(), types::UdfError> {
+        self.keyed(|k| k.register_timer(&key, at))
     }
 
-    fn delete(&mut self, _key: Vec<u8>, _at: i64) -> Result<(), types::UdfError> {
-        not_keyed()
+    fn delete(&mut self, key: Vec<u8>, at: i64) -> Result<(), types::UdfError> {
+        self.keyed(|k| k.delete_timer(&key, at))
     }
 }

@@ -3,21 +3,22 @@
 //! [`UdfFailure`] values. A trapped instance is dropped and a fresh one made
 //! (from the `InstancePre`, then `init` again) before the next call.
 
-use super::bindings::exports::weir::udf::{filter, flat_mapper, mapper};
+use super::bindings::exports::weir::udf::{aggregator, filter, flat_mapper, mapper, processor};
 use super::bindings::weir::udf::types::UdfError;
 use super::component::LoadedComponent;
 use super::engine::WasmHost;
 use super::guest_output::panic_message;
 use super::host_state::HostState;
 use crate::manifest::{FunctionKind, Limits};
-use crate::operator::udf::{Filtered, Mapped, Rejection, UdfFailure, UdfInvoker};
+use crate::operator::keyed_access::KeyedAccess;
+use crate::operator::udf::{Added, Filtered, Mapped, Processed, Rejection, UdfFailure, UdfInvoker};
 use crate::types::Batch;
 use std::sync::Arc;
 use wasmtime::component::Instance;
 use wasmtime::{Store, Trap};
 
 /// What an instance is started with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct InstanceSpec {
     /// Passed to `init`.
     pub params: Vec<(String, String)>,
@@ -25,6 +26,19 @@ pub struct InstanceSpec {
     pub limits: Limits,
     /// Subtask index, for messages and logs.
     pub subtask: u32,
+    /// Keyed state and timers for the `state` and `timers` imports (`process` steps).
+    pub keyed: Option<Arc<dyn KeyedAccess>>,
+}
+
+impl std::fmt::Debug for InstanceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstanceSpec")
+            .field("params", &self.params)
+            .field("limits", &self.limits)
+            .field("subtask", &self.subtask)
+            .field("keyed", &self.keyed.is_some())
+            .finish()
+    }
 }
 
 /// A live instance and the typed handles of its exports.
@@ -33,6 +47,8 @@ struct Live {
     mapper: Option<mapper::Guest>,
     filter: Option<filter::Guest>,
     flat_mapper: Option<flat_mapper::Guest>,
+    aggregator: Option<aggregator::Guest>,
+    processor: Option<processor::Guest>,
 }
 
 /// A function instance serving one subtask; implements [`UdfInvoker`].
@@ -71,7 +87,10 @@ impl WasmUdf {
 
     fn fresh(&self) -> Result<Live, String> {
         let c = &self.component;
-        let mut store = Store::new(self.host.engine(), HostState::new(self.label.clone(), self.spec.limits.memory));
+        let mut store = Store::new(
+            self.host.engine(),
+            HostState::new(self.label.clone(), self.spec.limits.memory, self.spec.keyed.clone()),
+        );
         store.limiter(|s| &mut s.limiter);
         store.data_mut().watermark = self.watermark;
         store.epoch_deadline_trap();
@@ -85,9 +104,11 @@ impl WasmUdf {
         let mapper = c.mapper.as_ref().map(|i| load(i.load(&mut store, &instance))).transpose()?;
         let filter = c.filter.as_ref().map(|i| load(i.load(&mut store, &instance))).transpose()?;
         let flat_mapper = c.flat_mapper.as_ref().map(|i| load(i.load(&mut store, &instance))).transpose()?;
+        let aggregator = c.aggregator.as_ref().map(|i| load(i.load(&mut store, &instance))).transpose()?;
+        let processor = c.processor.as_ref().map(|i| load(i.load(&mut store, &instance))).transpose()?;
         store.set_epoch_deadline(self.host.ticks_for(self.spec.limits.call_timeout));
         match lifecycle.call_init(&mut store, &self.spec.params) {
-            Ok(Ok(())) => Ok(Live { store, mapper, filter, flat_mapper }),
+            Ok(Ok(())) => Ok(Live { store, mapper, filter, flat_mapper, aggregator, processor }),
             Ok(Err(e)) => Err(format!("init refused the parameters: {}", describe_udf_error(&e))),
             Err(e) => Err(format!("init {}", self.describe_error(&store, e))),
         }
@@ -200,5 +221,58 @@ impl UdfInvoker for WasmUdf {
 
     fn set_watermark(&mut self, watermark: i64) {
         self.watermark = watermark;
+    }
+
+    fn create(&mut self) -> Result<Vec<u8>, UdfFailure> {
+        self.aggregator_call(|g, store| g.call_create(store))?.map_err(error_value)
+    }
+
+    fn add(&mut self, groups: &[u8]) -> Result<Added, UdfFailure> {
+        let groups = groups.to_vec();
+        let out = self.aggregator_call(|g, store| g.call_add(store, &groups))?.map_err(error_value)?;
+        Ok(Added { accumulators: out.accumulators, rejected: rejections(out.rejected) })
+    }
+
+    fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, UdfFailure> {
+        let (a, b) = (a.to_vec(), b.to_vec());
+        self.aggregator_call(|g, store| g.call_merge(store, &a, &b))?.map_err(error_value)
+    }
+
+    fn finish(&mut self, fired: &[u8]) -> Result<Batch, UdfFailure> {
+        let fired = fired.to_vec();
+        batch(self.aggregator_call(|g, store| g.call_finish(store, &fired))?.map_err(error_value)?)
+    }
+
+    fn process(&mut self, groups: &[u8]) -> Result<Processed, UdfFailure> {
+        let groups = groups.to_vec();
+        let out = self.processor_call(|g, store| g.call_process(store, &groups))?.map_err(error_value)?;
+        Ok(Processed { results: out.results, rejected: rejections(out.rejected) })
+    }
+
+    fn on_timer(&mut self, fired: &[u8]) -> Result<Vec<u8>, UdfFailure> {
+        let fired = fired.to_vec();
+        self.processor_call(|g, store| g.call_on_timer(store, &fired))?.map_err(error_value)
+    }
+}
+
+impl WasmUdf {
+    fn aggregator_call<R>(
+        &mut self,
+        f: impl FnOnce(&aggregator::Guest, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, UdfFailure> {
+        if self.component.aggregator.is_none() {
+            return Err(self.missing());
+        }
+        self.call(|l| f(l.aggregator.as_ref().expect("checked"), &mut l.store))
+    }
+
+    fn processor_call<R>(
+        &mut self,
+        f: impl FnOnce(&processor::Guest, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, UdfFailure> {
+        if self.component.processor.is_none() {
+            return Err(self.missing());
+        }
+        self.call(|l| f(l.processor.as_ref().expect("checked"), &mut l.store))
     }
 }

@@ -1,0 +1,69 @@
+//! Window steps on keyed streams: time windows (tumbling, sliding),
+//! sessions, count windows and global windows with a count trigger, each
+//! aggregated by a builtin or a WebAssembly aggregator.
+//!
+//! The window rules themselves are pure functions in `crate::window`; these
+//! operators apply them to batches, keep accumulators in a
+//! [`StateBackend`](crate::state::StateBackend), and emit results.
+
+pub mod aggregation;
+pub mod builtin;
+mod count;
+mod sessions;
+mod time_windows;
+
+pub use count::{CountWindows, GlobalWindows};
+pub use sessions::SessionWindows;
+pub use time_windows::TimeWindows;
+
+use super::{DeadLetter, DeadLetters, OperatorError, StepContext, StepMetrics};
+use crate::types::{RecordRef, Timestamp};
+use std::sync::Arc;
+
+/// Processing time now, ms since the epoch.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// Which time windows are judged by.
+#[derive(Clone)]
+pub enum TimeDomain {
+    /// Record timestamps and watermarks.
+    Event,
+    /// The clock at the window operator.
+    Processing(Clock),
+}
+
+/// What every window operator knows.
+#[derive(Clone)]
+pub struct WindowContext {
+    /// The operator's number (namespaces its state).
+    pub operator: u32,
+    /// Key groups.
+    pub max_parallelism: u32,
+    /// How long after firing a window still accepts records (event time), ms.
+    pub allowed_lateness: i64,
+    /// Event or processing time.
+    pub domain: TimeDomain,
+    /// The step (dead letters, metrics, errors).
+    pub step: StepContext,
+    /// Where late records go.
+    pub late: Arc<dyn DeadLetters>,
+}
+
+impl WindowContext {
+    /// Sends a record that arrived after its windows closed to the late output.
+    pub fn late(&self, record: &RecordRef<'_>, watermark: Timestamp) -> Result<(), OperatorError> {
+        StepMetrics::add(&self.step.metrics.late, 1);
+        let reason = format!(
+            "late: every window of the record (timestamp {}) was closed at watermark {watermark} (allowed lateness {} ms)",
+            record.timestamp, self.allowed_lateness
+        );
+        let letter =
+            DeadLetter { step: &self.step.label, subtask: self.step.subtask, kind: "late", reason: &reason, record };
+        self.late.send(&letter).map_err(|e| {
+            self.step.error(format!("cannot write to the late output ({e}); stopping rather than losing the record"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,226 @@
+//! Tumbling and sliding windows on a keyed stream.
+//!
+//! Accumulators live in the state backend, one namespace per window, so
+//! firing a window reads exactly its keys and cleaning it up drops one
+//! namespace. `active` remembers which windows hold state and whether they
+//! fired. In event time, windows fire when the watermark reaches their last
+//! millisecond and are cleaned up `allowed_lateness` later; a record that
+//! updates a window that already fired makes it fire again for that key
+//! (once per batch). In processing time, records go to the windows of the
+//! current clock and windows fire when the clock passes them.
+
+use super::aggregation::{Aggregation, Fired, Group};
+use super::{TimeDomain, WindowContext};
+use crate::operator::{Operator, OperatorError};
+use crate::state::{state_key, Namespace, StateBackend};
+use crate::types::{key_group, Batch, BatchWriter, RecordRef, TimeWindow, Timestamp};
+use crate::window::{fires, is_record_late, is_window_late, Assigner};
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The accumulator state of a window.
+const ACC: u32 = 0;
+
+/// A tumbling or sliding window step's subtask.
+pub struct TimeWindows {
+    assigner: Assigner,
+    aggregation: Aggregation,
+    pub(super) state: Box<dyn StateBackend>,
+    cx: WindowContext,
+    /// Windows holding state, by (last millisecond, start), and whether they fired.
+    active: BTreeMap<(Timestamp, Timestamp), bool>,
+    watermark: Timestamp,
+    windows: Vec<TimeWindow>,
+}
+
+impl TimeWindows {
+    /// A step assigning by `assigner` and aggregating with `aggregation`.
+    pub fn new(assigner: Assigner, aggregation: Aggregation, state: Box<dyn StateBackend>, cx: WindowContext) -> Self {
+        TimeWindows {
+            assigner,
+            aggregation,
+            state,
+            cx,
+            active: BTreeMap::new(),
+            watermark: Timestamp::MIN,
+            windows: Vec::new(),
+        }
+    }
+
+    fn ns(&self, w: TimeWindow) -> Namespace {
+        Namespace::window(self.cx.operator, ACC, w)
+    }
+
+    /// The time records are assigned by, and the time windows are judged by.
+    fn clock(&self) -> (Option<Timestamp>, Timestamp) {
+        match &self.cx.domain {
+            TimeDomain::Event => (None, self.watermark),
+            TimeDomain::Processing(clock) => {
+                let now = clock();
+                (Some(now), Timestamp::MIN)
+            }
+        }
+    }
+
+    /// Emits the current result of each (window, key) in `refire`.
+    fn refire(&mut self, refire: BTreeSet<(TimeWindow, Vec<u8>)>, out: &mut Vec<Batch>) -> Result<(), OperatorError> {
+        let mut fired = Vec::with_capacity(refire.len());
+        for (w, key) in refire {
+            if let Some(acc) = self.state.get(&self.ns(w), &key) {
+                fired.push(Fired { acc: acc.into_owned(), state_key: key, window: w, timestamp: w.max_timestamp() });
+            }
+        }
+        emit(&mut self.aggregation, &fired, out, &self.cx)
+    }
+
+    /// Fires every window whose last millisecond is at or before `time`, and
+    /// drops windows past cleanup.
+    fn advance(&mut self, time: Timestamp, out: &mut Vec<Batch>) -> Result<(), OperatorError> {
+        let lateness = match self.cx.domain {
+            TimeDomain::Event => self.cx.allowed_lateness,
+            TimeDomain::Processing(_) => 0,
+        };
+        let mut fired = Vec::new();
+        let mut gone = Vec::new();
+        for (&(max_ts, start), done) in self.active.range_mut(..=(time, Timestamp::MAX)) {
+            let w = TimeWindow { start, end: max_ts + 1 };
+            let ns = Namespace::window(self.cx.operator, ACC, w);
+            if !*done {
+                *done = true;
+                self.state.for_each(&ns, &mut |key, acc| {
+                    fired.push(Fired { state_key: key.to_vec(), window: w, acc: acc.to_vec(), timestamp: max_ts })
+                });
+            }
+            if is_window_late(&w, lateness, time) {
+                gone.push((max_ts, start));
+            }
+        }
+        emit(&mut self.aggregation, &fired, out, &self.cx)?;
+        for (max_ts, start) in gone {
+            self.active.remove(&(max_ts, start));
+            self.state.drop_namespace(&Namespace::window(self.cx.operator, ACC, TimeWindow { start, end: max_ts + 1 }));
+        }
+        Ok(())
+    }
+}
+
+/// Finishes `fired` into one output batch.
+fn emit(
+    aggregation: &mut Aggregation,
+    fired: &[Fired],
+    out: &mut Vec<Batch>,
+    cx: &WindowContext,
+) -> Result<(), OperatorError> {
+    if fired.is_empty() {
+        return Ok(());
+    }
+    let mut batch = BatchWriter::with_capacity(fired.len() * 48);
+    aggregation.finish(fired, true, &mut batch, &cx.step)?;
+    if !batch.is_empty() {
+        out.push(batch.finish());
+    }
+    Ok(())
+}
+
+impl Operator for TimeWindows {
+    fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> Result<(), OperatorError> {
+        let (now, watermark) = self.clock();
+        let lateness = self.cx.allowed_lateness;
+        let event_time = now.is_none();
+        let records: Vec<RecordRef<'_>> = batch.iter().collect();
+        let mut key = Vec::with_capacity(32);
+        let mut refire = BTreeSet::new();
+        // Groups of (window, key) for a WebAssembly aggregator; builtins fold in place.
+        let mut groups: Vec<Group> = Vec::new();
+        let mut group_of: FxHashMap<(TimeWindow, Vec<u8>), usize> = FxHashMap::default();
+        for (i, r) in records.iter().enumerate() {
+            let Some(k) = r.key else {
+                return Err(self
+                    .cx
+                    .step
+                    .error("a window step received a record without a key (window steps need a key_by before them)"));
+            };
+            let value = match self.aggregation.value_of(r) {
+                Ok(v) => v,
+                Err(reason) => {
+                    self.cx.step.dead_letter("invalid_input", &reason, r)?;
+                    continue;
+                }
+            };
+            state_key(key_group(k, self.cx.max_parallelism), k, &mut key);
+            let ts = now.unwrap_or(r.timestamp);
+            self.windows.clear();
+            self.assigner.assign(ts, &mut self.windows);
+            let mut placed = false;
+            for &w in &self.windows {
+                if event_time && is_window_late(&w, lateness, watermark) {
+                    continue;
+                }
+                placed = true;
+                // A window that is already due (a late record within the allowed
+                // lateness) fires right away, as Flink's EventTimeTrigger does.
+                let due = event_time && fires(&w, watermark);
+                self.active.entry((w.max_timestamp(), w.start)).or_insert(due);
+                if due {
+                    refire.insert((w, key.clone()));
+                }
+                match &self.aggregation {
+                    Aggregation::Builtin(b) => {
+                        let ns = Namespace::window(self.cx.operator, ACC, w);
+                        self.state.modify(&ns, &key, &mut |acc, existed| b.add(acc, existed, value));
+                    }
+                    Aggregation::Udf(_) => {
+                        let at = *group_of.entry((w, key.clone())).or_insert_with(|| {
+                            groups.push(Group { state_key: key.clone(), window: w, acc: None, records: Vec::new() });
+                            groups.len() - 1
+                        });
+                        groups[at].records.push(i);
+                    }
+                }
+            }
+            if !placed && is_record_late(ts, lateness, watermark) {
+                self.cx.late(r, watermark)?;
+            }
+        }
+        if !groups.is_empty() {
+            for g in &mut groups {
+                g.acc = self.state.get(&self.ns(g.window), &g.state_key).map(|a| a.into_owned());
+            }
+            self.aggregation.add(&records, &mut groups, &self.cx.step)?;
+            for g in &groups {
+                if let Some(acc) = &g.acc {
+                    self.state.put(&self.ns(g.window), &g.state_key, acc);
+                }
+            }
+        }
+        drop(records);
+        self.refire(refire, out)
+    }
+
+    fn on_watermark(&mut self, watermark: Timestamp, out: &mut Vec<Batch>) -> Result<(), OperatorError> {
+        if matches!(self.cx.domain, TimeDomain::Event) {
+            self.watermark = watermark;
+            self.advance(watermark, out)?;
+        }
+        Ok(())
+    }
+
+    fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Batch>) -> Result<(), OperatorError> {
+        match self.cx.domain {
+            TimeDomain::Processing(_) => self.advance(now, out),
+            TimeDomain::Event => Ok(()),
+        }
+    }
+
+    fn on_end(&mut self, out: &mut Vec<Batch>) -> Result<(), OperatorError> {
+        // Processing-time windows still open when the input ends fire now.
+        match self.cx.domain {
+            TimeDomain::Processing(_) => self.advance(Timestamp::MAX, out),
+            TimeDomain::Event => Ok(()),
+        }
+    }
+
+    fn wants_ticks(&self) -> bool {
+        matches!(self.cx.domain, TimeDomain::Processing(_))
+    }
+}
