@@ -14,7 +14,7 @@ mod output;
 mod plan;
 mod task;
 
-pub use plan::{ChainOp, EdgeKind, Plan, StagePlan, SubtaskInput, SubtaskPlan};
+pub use plan::{ChainOp, EdgeKind, EventTimePlan, Plan, StagePlan, SubtaskInput, SubtaskPlan};
 
 use crate::operator::OperatorError;
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -95,12 +95,17 @@ pub fn run(plan: Plan, stop: Arc<AtomicBool>) -> Result<(), TaskError> {
                     }
                 }
             };
+            let ticks = sub.chain.iter().any(|c| c.op.wants_ticks());
             let task = Task {
                 input: TaskInput::from_plan(sub.input, inputs),
                 chain: sub.chain,
                 output,
                 batch_size,
                 stop: stop.clone(),
+                event_time: sub.event_time,
+                ticks,
+                last_tick: 0,
+                idle: false,
             };
             let failed = stop.clone();
             let name = format!("weir-{}-{ti}", stage.name);

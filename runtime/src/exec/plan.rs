@@ -2,6 +2,7 @@
 
 use crate::connector::{Sink, Source};
 use crate::operator::{Operator, StepMetrics};
+use crate::time::BoundedOutOfOrderness;
 use std::sync::Arc;
 
 /// An operator and the counters of the step it belongs to.
@@ -29,6 +30,17 @@ pub struct SubtaskPlan {
     pub chain: Vec<ChainOp>,
     /// The sink (last stage only).
     pub sink: Option<Box<dyn Sink>>,
+    /// Where this subtask generates watermarks (the subtask that assigns event time).
+    pub event_time: Option<EventTimePlan>,
+}
+
+/// Watermark generation in a subtask.
+pub struct EventTimePlan {
+    /// The generator.
+    pub generator: BoundedOutOfOrderness,
+    /// The generator sees the timestamps of what `chain[observe_after]` emits
+    /// (the operator that assigns event time).
+    pub observe_after: usize,
 }
 
 /// A set of parallel subtasks running the same chain.

@@ -1,15 +1,20 @@
-//! The loop of one subtask: read input, run the chain, emit.
+//! The loop of one subtask: read input, run the chain, emit; generate or
+//! merge watermarks; tick processing time.
 
 use super::output::Output;
-use super::plan::{ChainOp, SubtaskInput};
+use super::plan::{ChainOp, EventTimePlan, SubtaskInput};
 use super::TaskError;
-use crate::connector::{Read, Source};
+use crate::connector::{now_ms, Read, Source};
 use crate::operator::{Operator, OperatorError, StepMetrics};
-use crate::time::InputWatermarks;
+use crate::time::{InputWatermarks, WatermarkUpdate};
 use crate::types::{Batch, Message, Timestamp};
 use crossbeam_channel::{Receiver, Select};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How often processing time ticks for operators that want it.
+const TICK: i64 = 100;
 
 /// A subtask ready to run on its own thread.
 pub(crate) struct Task {
@@ -19,6 +24,13 @@ pub(crate) struct Task {
     pub(crate) batch_size: usize,
     /// Set to stop reading sources (Ctrl-C, or another task failed).
     pub(crate) stop: Arc<AtomicBool>,
+    /// Watermark generation, in the subtask that assigns event time.
+    pub(crate) event_time: Option<EventTimePlan>,
+    /// Whether an operator wants processing-time ticks.
+    pub(crate) ticks: bool,
+    pub(crate) last_tick: i64,
+    /// Whether downstream was told this subtask is idle.
+    pub(crate) idle: bool,
 }
 
 pub(crate) enum TaskInput {
@@ -36,9 +48,17 @@ impl TaskInput {
 }
 
 /// Runs `ops[from..]` on `batches`, then hands the results to `output`.
-fn push(ops: &mut [ChainOp], from: usize, batches: Vec<Batch>, output: &mut Output) -> Result<(), TaskError> {
+/// When `event_time` is given, its generator sees the timestamps of what
+/// `ops[observe_after]` emits.
+fn push(
+    ops: &mut [ChainOp],
+    from: usize,
+    batches: Vec<Batch>,
+    output: &mut Output,
+    mut event_time: Option<&mut EventTimePlan>,
+) -> Result<(), TaskError> {
     let mut current = batches;
-    for c in &mut ops[from..] {
+    for (i, c) in ops.iter_mut().enumerate().skip(from) {
         let mut next = Vec::with_capacity(current.len());
         for b in current {
             StepMetrics::add(&c.metrics.records_in, b.len());
@@ -46,6 +66,12 @@ fn push(ops: &mut [ChainOp], from: usize, batches: Vec<Batch>, output: &mut Outp
         }
         for b in &next {
             StepMetrics::add(&c.metrics.records_out, b.len());
+        }
+        if let Some(plan) = event_time.as_deref_mut().filter(|p| p.observe_after == i) {
+            let now = now_ms();
+            for b in &next {
+                plan.generator.observe(b.iter().map(|r| r.timestamp), now);
+            }
         }
         current = next;
     }
@@ -66,7 +92,7 @@ fn each_op(
             StepMetrics::add(&ops[i].metrics.records_out, b.len());
         }
         if !emitted.is_empty() {
-            push(ops, i + 1, emitted, output)?;
+            push(ops, i + 1, emitted, output, None)?;
         }
     }
     Ok(())
@@ -80,13 +106,41 @@ impl Task {
         }
     }
 
+    fn data(&mut self, batch: Batch) -> Result<(), TaskError> {
+        push(&mut self.chain, 0, vec![batch], &mut self.output, self.event_time.as_mut())
+    }
+
+    /// After data or a quiet spell: the generated watermark, idleness, ticks.
+    fn housekeeping(&mut self) -> Result<(), TaskError> {
+        let now = now_ms();
+        if let Some(plan) = &mut self.event_time {
+            match plan.generator.poll(now) {
+                WatermarkUpdate::Advance(w) => {
+                    self.idle = false;
+                    self.watermark(w)?;
+                }
+                WatermarkUpdate::Idle => {
+                    self.idle = true;
+                    self.output.idle()?;
+                }
+                WatermarkUpdate::None => {}
+            }
+        }
+        if self.ticks && now - self.last_tick >= TICK {
+            self.last_tick = now;
+            each_op(&mut self.chain, &mut self.output, |op, out| op.on_tick(now, out))?;
+        }
+        Ok(())
+    }
+
     fn run_source(&mut self, mut source: Box<dyn Source>) -> Result<(), TaskError> {
         while !self.stop.load(Ordering::Relaxed) {
             match source.read(self.batch_size).map_err(|e| TaskError::Source(e.to_string()))? {
-                Read::Batch(b) => push(&mut self.chain, 0, vec![b], &mut self.output)?,
+                Read::Batch(b) => self.data(b)?,
                 Read::Idle => {}
                 Read::End => break,
             }
+            self.housekeeping()?;
         }
         self.watermark(Timestamp::MAX)?;
         self.end()
@@ -94,28 +148,37 @@ impl Task {
 
     fn run_channels(&mut self, inputs: Vec<Receiver<Message>>) -> Result<(), TaskError> {
         let mut watermarks = InputWatermarks::new(inputs.len());
+        let generates = self.event_time.is_some();
         let mut select = Select::new();
         for r in &inputs {
             select.recv(r);
         }
         let mut open = inputs.len();
-        let mut forwarded_idle = false;
         while open > 0 {
-            let op = select.select();
+            let ready = if self.ticks || generates {
+                select.select_timeout(Duration::from_millis(TICK as u64)).ok()
+            } else {
+                Some(select.select())
+            };
+            let Some(op) = ready else {
+                self.housekeeping()?;
+                continue;
+            };
             let i = op.index();
             let message = op.recv(&inputs[i]).unwrap_or(Message::End);
             match message {
                 Message::Data(b) => {
                     watermarks.data(i);
-                    push(&mut self.chain, 0, vec![b], &mut self.output)?;
+                    self.data(b)?;
                 }
+                // A subtask that generates watermarks ignores its inputs' (it assigns event time itself).
                 Message::Watermark(w) => {
-                    if let Some(w) = watermarks.advance(i, w) {
+                    if let Some(w) = watermarks.advance(i, w).filter(|_| !generates) {
                         self.watermark(w)?;
                     }
                 }
                 Message::Idle => {
-                    if let Some(w) = watermarks.set_idle(i) {
+                    if let Some(w) = watermarks.set_idle(i).filter(|_| !generates) {
                         self.watermark(w)?;
                     }
                 }
@@ -124,20 +187,25 @@ impl Task {
                     select.remove(i);
                     open -= 1;
                     if let Some(w) = watermarks.end(i) {
-                        self.watermark(w)?;
+                        if !generates || w == Timestamp::MAX {
+                            self.watermark(w)?;
+                        }
                     }
                 }
             }
-            // Tell the next stage when this task goes idle or becomes active again.
-            let idle = watermarks.is_idle();
-            if idle != forwarded_idle {
-                forwarded_idle = idle;
-                if idle {
-                    self.output.idle()?;
-                } else {
-                    self.output.watermark(watermarks.current())?;
+            if !generates {
+                // Tell the next stage when this subtask goes idle or becomes active again.
+                let idle = watermarks.is_idle();
+                if idle != self.idle {
+                    self.idle = idle;
+                    if idle {
+                        self.output.idle()?;
+                    } else {
+                        self.output.watermark(watermarks.current())?;
+                    }
                 }
             }
+            self.housekeeping()?;
         }
         self.end()
     }

@@ -2,8 +2,9 @@
 //!
 //! The steps are cut into segments at each `key_by` (whose operator sets
 //! the keys at the end of the segment before the cut, followed by a hash
-//! shuffle). The first segment starts with decoding the source format. When
-//! the source has one split per subtask, the first segment runs in the
+//! shuffle). The first segment starts with decoding the source format and
+//! assigning event time; the subtasks running it generate the watermarks.
+//! When the source has one split per subtask, the first segment runs in the
 //! source's threads (no channel at all); otherwise the source stage
 //! rebalances raw lines to the first segment's subtasks.
 
@@ -14,34 +15,57 @@ use crate::connector::dead_letter::DeadLetterWriter;
 use crate::connector::file_source::{open_splits, CsvHeader};
 use crate::connector::lines::HeaderSlot;
 use crate::connector::sink::{FileSink, SharedOutput, SharedSink};
-use crate::connector::{stream_source, Sink, Source};
-use crate::exec::{ChainOp, EdgeKind, Plan, StagePlan, SubtaskInput, SubtaskPlan};
+use crate::connector::{now_ms, stream_source, Sink, Source};
+use crate::exec::{ChainOp, EdgeKind, EventTimePlan, Plan, StagePlan, SubtaskInput, SubtaskPlan};
 use crate::manifest::{
-    Format, KeyBySpec, Manifest, OutputSpec, SinkSpec, SourceKind, Splits, StepKind, StepSpec, UdfStepSpec,
+    AggregateSpec, EventTimeSpec, Format, KeyBySpec, Manifest, OutputSpec, SinkSpec, SourceKind, Splits, StepKind,
+    StepSpec, TimeMode, TimestampSource, UdfStepSpec, WindowKind, WindowStepSpec,
 };
 use crate::operator::decode::{CsvColumns, Decode};
 use crate::operator::key_by::{KeyByField, RequireKey};
+use crate::operator::process::{Process, ProcessAccess};
 use crate::operator::udf::UdfStep;
+use crate::operator::window::aggregation::{Aggregation, UdfAggregate};
+use crate::operator::window::builtin::Builtin;
+use crate::operator::window::{CountWindows, GlobalWindows, SessionWindows, TimeDomain, TimeWindows, WindowContext};
 use crate::operator::{DeadLetters, Operator, StepContext, StepMetrics};
+use crate::state::MemoryBackend;
+use crate::time::BoundedOutOfOrderness;
 use crate::types::UdfRef;
 use crate::wasm::{InstanceSpec, LoadedComponent, WasmHost, WasmUdf};
+use crate::window::{Assigner, CountSpec};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Batches buffered per channel.
 const CHANNEL_CAPACITY: usize = 8;
 
+/// Index of the source's event-time function among the "steps" that own instances.
+const TIMESTAMP_STEP: usize = usize::MAX;
+
 type Metrics = Vec<(String, Arc<StepMetrics>)>;
+
+fn ms(d: Duration) -> i64 {
+    d.as_millis() as i64
+}
 
 pub(super) fn plan(m: &Manifest, host: &WasmHost, catalog: &dyn UdfCatalog) -> Result<(Plan, Metrics), JobError> {
     let p = m.parallelism;
+    let ts_label = format!("{} event_time", source_label(m));
+    let functions: Vec<(usize, String, &UdfStepSpec)> = m
+        .timestamp_udf()
+        .map(|u| (TIMESTAMP_STEP, ts_label.clone(), u))
+        .into_iter()
+        .chain(m.udf_steps().map(|(s, u)| (s.index, s.label(), u)))
+        .collect();
 
     // 1. Every function, compiled and checked against its step.
     let mut loaded: HashMap<UdfRef, Arc<LoadedComponent>> = HashMap::new();
-    for (step, u) in m.udf_steps() {
-        let udf_err = |message: String| JobError::Udf { step: step.label(), message };
+    for (_, label, u) in &functions {
+        let udf_err = |message: String| JobError::Udf { step: label.clone(), message };
         if !loaded.contains_key(&u.udf) {
             let bytes = catalog.fetch(&u.udf).map_err(udf_err)?;
             let component = host.load(&u.udf, &bytes).map_err(|e| udf_err(e.to_string()))?;
@@ -55,29 +79,41 @@ pub(super) fn plan(m: &Manifest, host: &WasmHost, catalog: &dyn UdfCatalog) -> R
     let sources = open_source(m, &columns)?;
     let splits = sources.len() as u32;
 
-    // 3. One started instance per step and subtask (init has run).
-    let mut instances: HashMap<usize, Vec<WasmUdf>> = HashMap::new();
-    for (step, u) in m.udf_steps() {
+    // 3. One started instance per function and subtask (init has run);
+    // process functions get their state and timers now, for their imports.
+    let mut instances: HashMap<usize, Vec<(WasmUdf, Option<Arc<ProcessAccess>>)>> = HashMap::new();
+    for (index, label, u) in &functions {
         let mut per_subtask = Vec::with_capacity(p as usize);
         for subtask in 0..p {
-            let spec = InstanceSpec { params: u.params.clone(), limits: u.limits, subtask, keyed: None };
+            let access = matches!(u.function, crate::manifest::FunctionKind::Process)
+                .then(|| Process::access(Box::new(MemoryBackend::new()), *index as u32, m.max_parallelism));
+            let keyed = access.clone().map(|a| a as Arc<dyn crate::operator::keyed_access::KeyedAccess>);
+            let spec = InstanceSpec { params: u.params.clone(), limits: u.limits, subtask, keyed };
             let udf = host
                 .instantiate(&loaded[&u.udf], u.function, spec)
-                .map_err(|message| JobError::Udf { step: step.label(), message })?;
-            per_subtask.push(udf);
+                .map_err(|message| JobError::Udf { step: label.clone(), message })?;
+            per_subtask.push((udf, access));
         }
-        instances.insert(step.index, per_subtask);
+        instances.insert(*index, per_subtask);
     }
 
     // 4. Outputs, now that everything else worked.
     let dead_letters: Arc<dyn DeadLetters> =
         Arc::new(DeadLetterWriter::new(&m.name, open_side_output(&m.dead_letter)?));
+    let late: Arc<dyn DeadLetters> = match &m.late {
+        Some(spec) => Arc::new(DeadLetterWriter::new(&m.name, open_side_output(spec)?)),
+        None => dead_letters.clone(),
+    };
     let mut sinks = open_sinks(&m.sink, p)?;
 
     // 5. Stages.
     let source_metrics = Arc::new(StepMetrics::default());
     let sink_metrics = Arc::new(StepMetrics::default());
+    let ts_metrics = Arc::new(StepMetrics::default());
     let mut metrics: Metrics = vec![(source_label(m), source_metrics.clone())];
+    if m.timestamp_udf().is_some() {
+        metrics.push((ts_label.clone(), ts_metrics.clone()));
+    }
     let step_metrics: Vec<Arc<StepMetrics>> = m.steps.iter().map(|_| Arc::new(StepMetrics::default())).collect();
     metrics.extend(m.steps.iter().zip(&step_metrics).map(|(s, mt)| (s.label(), mt.clone())));
     metrics.push((sink_label(&m.sink), sink_metrics.clone()));
@@ -90,44 +126,47 @@ pub(super) fn plan(m: &Manifest, host: &WasmHost, catalog: &dyn UdfCatalog) -> R
         }
     }
 
-    let mut builder = ChainBuilder { m, columns, dead_letters, step_metrics, source_metrics, instances };
+    let mut builder =
+        ChainBuilder { m, columns, dead_letters, late, step_metrics, source_metrics, ts_metrics, ts_label, instances };
     let mut stages = Vec::new();
     let mut edges = Vec::new();
     let fused = splits == p;
     let mut sources: Vec<Option<Box<dyn Source>>> = sources.into_iter().map(Some).collect();
-    let source_stage =
-        |chain_of: &mut dyn FnMut(u32) -> Vec<ChainOp>, sources: &mut Vec<Option<Box<dyn Source>>>| StagePlan {
-            name: "source".into(),
-            subtasks: sources
-                .iter_mut()
-                .enumerate()
-                .map(|(i, s)| SubtaskPlan {
+    let mut source_stage = |chain_of: &mut dyn FnMut(u32) -> (Vec<ChainOp>, Option<EventTimePlan>)| StagePlan {
+        name: "source".into(),
+        subtasks: sources
+            .iter_mut()
+            .enumerate()
+            .map(|(i, s)| {
+                let (chain, event_time) = chain_of(i as u32);
+                SubtaskPlan {
                     input: SubtaskInput::Source(s.take().expect("each source used once")),
-                    chain: chain_of(i as u32),
+                    chain,
                     sink: None,
-                })
-                .collect(),
-        };
+                    event_time,
+                }
+            })
+            .collect(),
+    };
     for (si, seg) in segments.iter().enumerate() {
-        let name = format!("stage{si}");
         if si == 0 && fused {
-            stages.push(source_stage(&mut |i| builder.chain(seg, i, true), &mut sources));
-        } else {
-            if si == 0 {
-                stages.push(source_stage(&mut |_| Vec::new(), &mut sources));
-                edges.push(EdgeKind::Rebalance);
-            } else {
-                edges.push(EdgeKind::Hash { max_parallelism: m.max_parallelism });
-            }
-            let subtasks = (0..p)
-                .map(|i| SubtaskPlan {
-                    input: SubtaskInput::Upstream,
-                    chain: builder.chain(seg, i, si == 0),
-                    sink: None,
-                })
-                .collect();
-            stages.push(StagePlan { name, subtasks });
+            stages.push(source_stage(&mut |i| builder.first_chain(seg, i)));
+            continue;
         }
+        if si == 0 {
+            stages.push(source_stage(&mut |_| (Vec::new(), None)));
+            edges.push(EdgeKind::Rebalance);
+        } else {
+            edges.push(EdgeKind::Hash { max_parallelism: m.max_parallelism });
+        }
+        let subtasks = (0..p)
+            .map(|i| {
+                let (chain, event_time) =
+                    if si == 0 { builder.first_chain(seg, i) } else { (builder.chain(seg, i), None) };
+                SubtaskPlan { input: SubtaskInput::Upstream, chain, sink: None, event_time }
+            })
+            .collect();
+        stages.push(StagePlan { name: format!("stage{si}"), subtasks });
     }
     let last = stages.last_mut().expect("one stage at least");
     for (sub, sink) in last.subtasks.iter_mut().zip(sinks.drain(..)) {
@@ -142,9 +181,12 @@ struct ChainBuilder<'a> {
     m: &'a Manifest,
     columns: CsvColumns,
     dead_letters: Arc<dyn DeadLetters>,
+    late: Arc<dyn DeadLetters>,
     step_metrics: Vec<Arc<StepMetrics>>,
     source_metrics: Arc<StepMetrics>,
-    instances: HashMap<usize, Vec<WasmUdf>>,
+    ts_metrics: Arc<StepMetrics>,
+    ts_label: String,
+    instances: HashMap<usize, Vec<(WasmUdf, Option<Arc<ProcessAccess>>)>>,
 }
 
 impl ChainBuilder<'_> {
@@ -152,27 +194,46 @@ impl ChainBuilder<'_> {
         StepContext { label: label.into(), subtask, dead_letters: self.dead_letters.clone(), metrics: metrics.clone() }
     }
 
+    fn instance(&mut self, index: usize) -> (WasmUdf, Option<Arc<ProcessAccess>>) {
+        let v = self.instances.get_mut(&index).expect("instances were started for every function");
+        v.remove(0)
+    }
+
     fn udf_step(&mut self, step: &StepSpec, u: &UdfStepSpec, subtask: u32) -> UdfStep {
-        let invoker =
-            self.instances.get_mut(&step.index).and_then(|v| if v.is_empty() { None } else { Some(v.remove(0)) });
-        let invoker = invoker.expect("one instance per subtask was started");
+        let (invoker, _) = self.instance(step.index);
         let ctx = self.ctx(step.label(), subtask, &self.step_metrics[step.index]);
         UdfStep::new(u.function, Box::new(invoker), u.on_error, ctx)
     }
 
-    fn chain(&mut self, segment: &[&StepSpec], subtask: u32, first: bool) -> Vec<ChainOp> {
-        let mut chain = Vec::new();
-        if first {
-            let source = &self.m.source;
-            let ctx = self.ctx(source_label(self.m), subtask, &self.source_metrics);
-            let decode = Decode::new(
-                source.format.clone(),
-                source.event_time.as_ref().map(|e| e.field.clone()),
-                self.columns.clone(),
-                ctx,
-            );
-            chain.push(ChainOp { op: Box::new(decode), metrics: self.source_metrics.clone() });
+    /// The chain of the first segment: decode, event time, then the steps;
+    /// with the watermark generation that goes with it.
+    fn first_chain(&mut self, segment: &[&StepSpec], subtask: u32) -> (Vec<ChainOp>, Option<EventTimePlan>) {
+        let source = &self.m.source;
+        let field = match &source.event_time {
+            Some(EventTimeSpec { assign: TimestampSource::Field(p), .. }) => Some(p.clone()),
+            _ => None,
+        };
+        let ctx = self.ctx(source_label(self.m), subtask, &self.source_metrics);
+        let decode = Decode::new(source.format.clone(), field, self.columns.clone(), ctx);
+        let mut chain = vec![ChainOp { op: Box::new(decode), metrics: self.source_metrics.clone() }];
+        if let Some(u) = self.m.timestamp_udf() {
+            let (invoker, _) = self.instance(TIMESTAMP_STEP);
+            let ctx = self.ctx(self.ts_label.clone(), subtask, &self.ts_metrics);
+            chain.push(ChainOp {
+                op: Box::new(UdfStep::new(u.function, Box::new(invoker), u.on_error, ctx)),
+                metrics: self.ts_metrics.clone(),
+            });
         }
+        let event_time = source.event_time.as_ref().map(|e| EventTimePlan {
+            generator: BoundedOutOfOrderness::new(e.max_out_of_orderness, e.idle_timeout),
+            observe_after: chain.len() - 1,
+        });
+        chain.extend(self.chain(segment, subtask));
+        (chain, event_time)
+    }
+
+    fn chain(&mut self, segment: &[&StepSpec], subtask: u32) -> Vec<ChainOp> {
+        let mut chain = Vec::new();
         for step in segment {
             let metrics = self.step_metrics[step.index].clone();
             let op: Box<dyn Operator> = match &step.kind {
@@ -186,10 +247,67 @@ impl ChainBuilder<'_> {
                     let unreported = Arc::new(StepMetrics::default());
                     Box::new(RequireKey::new(self.ctx(step.label(), subtask, &unreported)))
                 }
+                StepKind::Window(w) => self.window(step, w, subtask),
+                StepKind::Process(u) => {
+                    let (invoker, access) = self.instance(step.index);
+                    let access = access.expect("process functions get their state when started");
+                    let ctx = self.ctx(step.label(), subtask, &metrics);
+                    Box::new(Process::new(
+                        Box::new(invoker),
+                        u.on_error,
+                        access,
+                        step.index as u32,
+                        self.m.max_parallelism,
+                        ctx,
+                    ))
+                }
             };
             chain.push(ChainOp { op, metrics });
         }
         chain
+    }
+
+    fn window(&mut self, step: &StepSpec, w: &WindowStepSpec, subtask: u32) -> Box<dyn Operator> {
+        let aggregation = match &w.aggregate {
+            AggregateSpec::Builtin { kind, field, output } => {
+                Aggregation::Builtin(Builtin::new(*kind, field.clone(), *output))
+            }
+            AggregateSpec::Udf(u) => {
+                Aggregation::Udf(UdfAggregate::new(Box::new(self.instance(step.index).0), u.on_error))
+            }
+        };
+        let domain = match w.time {
+            TimeMode::Event => TimeDomain::Event,
+            TimeMode::Processing => TimeDomain::Processing(Arc::new(now_ms)),
+        };
+        let cx = WindowContext {
+            operator: step.index as u32,
+            max_parallelism: self.m.max_parallelism,
+            allowed_lateness: ms(w.allowed_lateness),
+            domain,
+            step: self.ctx(step.label(), subtask, &self.step_metrics[step.index]),
+            late: self.late.clone(),
+        };
+        let state = Box::new(MemoryBackend::new());
+        match w.kind {
+            WindowKind::Tumbling { size, offset } => Box::new(TimeWindows::new(
+                Assigner::Tumbling { size: ms(size), offset: ms(offset) },
+                aggregation,
+                state,
+                cx,
+            )),
+            WindowKind::Sliding { size, slide, offset } => Box::new(TimeWindows::new(
+                Assigner::Sliding { size: ms(size), slide: ms(slide), offset: ms(offset) },
+                aggregation,
+                state,
+                cx,
+            )),
+            WindowKind::Session { gap } => Box::new(SessionWindows::new(ms(gap), aggregation, state, cx)),
+            WindowKind::Count { size, slide } => {
+                Box::new(CountWindows::new(CountSpec { size, slide }, aggregation, state, cx))
+            }
+            WindowKind::Global { every } => Box::new(GlobalWindows::new(every, aggregation, state, cx)),
+        }
     }
 }
 
@@ -217,7 +335,6 @@ fn sink_label(s: &SinkSpec) -> String {
 
 fn open_source(m: &Manifest, columns: &CsvColumns) -> Result<Vec<Box<dyn Source>>, JobError> {
     let p = m.parallelism;
-    let auto = if m.is_stateful() { 1 } else { p };
     let skip_blank = m.source.format != Format::Lines;
     let csv = match &m.source.format {
         Format::Csv(c) => {
@@ -232,8 +349,11 @@ fn open_source(m: &Manifest, columns: &CsvColumns) -> Result<Vec<Box<dyn Source>
     let source_err = |e: io::Error| JobError::Source(e.to_string());
     Ok(match &m.source.kind {
         SourceKind::File { path, splits } => {
+            // Stateful pipelines read a file with one reader, so event time
+            // advances evenly instead of one split racing ahead.
             let n = match splits {
-                Splits::Auto => auto,
+                Splits::Auto if m.is_stateful() => 1,
+                Splits::Auto => p,
                 Splits::Count(n) => *n,
             };
             // With explicit columns the slot is already filled: the header line is skipped, its names ignored.
@@ -249,8 +369,9 @@ fn open_source(m: &Manifest, columns: &CsvColumns) -> Result<Vec<Box<dyn Source>
         SourceKind::Socket { address } => {
             vec![Box::new(stream_source::socket(address, skip_blank, slot()).map_err(source_err)?)]
         }
+        // Generator splits interleave event indices, so they advance together in event time.
         SourceKind::Bids { seed, count, rate } => {
-            (0..auto).map(|i| Box::new(BidSource::new(*seed, *count, *rate, i, auto)) as Box<dyn Source>).collect()
+            (0..p).map(|i| Box::new(BidSource::new(*seed, *count, *rate, i, p)) as Box<dyn Source>).collect()
         }
     })
 }

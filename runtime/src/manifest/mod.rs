@@ -36,6 +36,9 @@ pub struct Manifest {
     pub sink: SinkSpec,
     /// Where records go that could not be processed, with the reason.
     pub dead_letter: OutputSpec,
+    /// Where records go that arrived after their windows closed (`None`:
+    /// to the dead-letter output, with kind `late`).
+    pub late: Option<OutputSpec>,
 }
 
 /// Where a pipeline reads.
@@ -45,7 +48,8 @@ pub struct SourceSpec {
     pub kind: SourceKind,
     /// How lines become records.
     pub format: Format,
-    /// Where a record's event time comes from (`None`: ingestion time).
+    /// Where a record's event time comes from, and its watermarks (`None`:
+    /// records carry their ingestion time and there are no watermarks).
     pub event_time: Option<EventTimeSpec>,
 }
 
@@ -108,11 +112,24 @@ pub struct CsvSpec {
     pub delimiter: u8,
 }
 
-/// Event time from a field of each JSON record.
+/// Event time and watermarks of a source.
 #[derive(Debug, Clone)]
 pub struct EventTimeSpec {
-    /// JSON pointer to an integer number of milliseconds since the epoch.
-    pub field: Pointer,
+    /// Where each record's timestamp comes from.
+    pub assign: TimestampSource,
+    /// How far watermarks trail the largest timestamp seen.
+    pub max_out_of_orderness: Duration,
+    /// After how long without records a source split stops holding the watermark back.
+    pub idle_timeout: Option<Duration>,
+}
+
+/// Where event time comes from.
+#[derive(Debug, Clone)]
+pub enum TimestampSource {
+    /// A JSON field: integer milliseconds since the epoch.
+    Field(Pointer),
+    /// A map function that sets each record's timestamp.
+    Udf(UdfStepSpec),
 }
 
 /// One step of the pipeline.
@@ -130,9 +147,10 @@ impl StepSpec {
     /// How messages and logs refer to the step: `steps[0] map currency@1`.
     pub fn label(&self) -> String {
         let what = match &self.kind {
-            StepKind::Udf(u) => format!("{} {}", u.function.step_name(), u.udf),
+            StepKind::Udf(u) | StepKind::Process(u) => format!("{} {}", u.function.step_name(), u.udf),
             StepKind::KeyBy(KeyBySpec::Field(p)) => format!("key_by {p}"),
             StepKind::KeyBy(KeyBySpec::Udf(u)) => format!("key_by {}", u.udf),
+            StepKind::Window(w) => format!("window {} {}", w.kind.name(), w.aggregate.name()),
         };
         match &self.name {
             Some(n) => format!("steps[{}] ({n}) {what}", self.index),
@@ -148,6 +166,152 @@ pub enum StepKind {
     Udf(UdfStepSpec),
     /// Partition by key.
     KeyBy(KeyBySpec),
+    /// Windows and an aggregate on a keyed stream.
+    Window(WindowStepSpec),
+    /// A keyed function with state and timers.
+    Process(UdfStepSpec),
+}
+
+/// A `window` step.
+#[derive(Debug, Clone)]
+pub struct WindowStepSpec {
+    /// Which windows.
+    pub kind: WindowKind,
+    /// Event or processing time (time windows only).
+    pub time: TimeMode,
+    /// How long after firing a window still accepts records (event time).
+    pub allowed_lateness: Duration,
+    /// What is computed per key and window.
+    pub aggregate: AggregateSpec,
+}
+
+/// Window kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    /// Fixed, non-overlapping.
+    Tumbling {
+        /// Length.
+        size: Duration,
+        /// Shift from the epoch.
+        offset: Duration,
+    },
+    /// Fixed, starting every `slide`.
+    Sliding {
+        /// Length.
+        size: Duration,
+        /// Distance between starts.
+        slide: Duration,
+        /// Shift from the epoch.
+        offset: Duration,
+    },
+    /// Records closer than `gap` together.
+    Session {
+        /// Inactivity gap.
+        gap: Duration,
+    },
+    /// Every `slide` records, the last `size`.
+    Count {
+        /// Records per window.
+        size: u64,
+        /// Records between firings.
+        slide: u64,
+    },
+    /// Everything so far, every `every` records.
+    Global {
+        /// Records between firings.
+        every: u64,
+    },
+}
+
+impl WindowKind {
+    /// The manifest's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            WindowKind::Tumbling { .. } => "tumbling",
+            WindowKind::Sliding { .. } => "sliding",
+            WindowKind::Session { .. } => "session",
+            WindowKind::Count { .. } => "count",
+            WindowKind::Global { .. } => "global",
+        }
+    }
+
+    /// Whether windows are measured in time (not records).
+    pub fn is_time(&self) -> bool {
+        matches!(self, WindowKind::Tumbling { .. } | WindowKind::Sliding { .. } | WindowKind::Session { .. })
+    }
+}
+
+/// Which clock time windows follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeMode {
+    /// Record timestamps and watermarks.
+    Event,
+    /// The wall clock where the window runs.
+    Processing,
+}
+
+/// What a window computes.
+#[derive(Debug, Clone)]
+pub enum AggregateSpec {
+    /// A builtin over a JSON field.
+    Builtin {
+        /// Which.
+        kind: BuiltinKind,
+        /// The field (not needed by `count`).
+        field: Option<Pointer>,
+        /// How results are written.
+        output: ResultFormat,
+    },
+    /// A WebAssembly aggregator.
+    Udf(UdfStepSpec),
+}
+
+impl AggregateSpec {
+    /// How messages name it.
+    pub fn name(&self) -> String {
+        match self {
+            AggregateSpec::Builtin { kind, field: Some(f), .. } => format!("{}({f})", kind.name()),
+            AggregateSpec::Builtin { kind, field: None, .. } => kind.name().to_string(),
+            AggregateSpec::Udf(u) => u.udf.to_string(),
+        }
+    }
+}
+
+/// Builtin aggregates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuiltinKind {
+    /// Number of records.
+    Count,
+    /// Sum of the field.
+    Sum,
+    /// Smallest value of the field.
+    Min,
+    /// Largest value of the field.
+    Max,
+    /// Mean of the field.
+    Avg,
+}
+
+impl BuiltinKind {
+    /// The name in manifests and JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            BuiltinKind::Count => "count",
+            BuiltinKind::Sum => "sum",
+            BuiltinKind::Min => "min",
+            BuiltinKind::Max => "max",
+            BuiltinKind::Avg => "avg",
+        }
+    }
+}
+
+/// How builtin results become output values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultFormat {
+    /// `{"key":..,"window_start":..,"window_end":..,"<aggregate>":..}`.
+    Json,
+    /// `key,window_end,value` (`key,value` for count and global windows).
+    Csv,
 }
 
 /// Which exported interface a UDF step calls.
@@ -313,18 +477,27 @@ impl Manifest {
         Manifest::parse(&text, base)
     }
 
-    /// Every UDF step, key_by UDFs included, in pipeline order.
+    /// Every function a step calls, in pipeline order.
     pub fn udf_steps(&self) -> impl Iterator<Item = (&StepSpec, &UdfStepSpec)> {
         self.steps.iter().filter_map(|s| match &s.kind {
-            StepKind::Udf(u) | StepKind::KeyBy(KeyBySpec::Udf(u)) => Some((s, u)),
-            StepKind::KeyBy(KeyBySpec::Field(_)) => None,
+            StepKind::Udf(u) | StepKind::KeyBy(KeyBySpec::Udf(u)) | StepKind::Process(u) => Some((s, u)),
+            StepKind::Window(WindowStepSpec { aggregate: AggregateSpec::Udf(u), .. }) => Some((s, u)),
+            StepKind::KeyBy(KeyBySpec::Field(_)) | StepKind::Window(_) => None,
         })
+    }
+
+    /// The event-time function of the source, if any.
+    pub fn timestamp_udf(&self) -> Option<&UdfStepSpec> {
+        match &self.source.event_time {
+            Some(EventTimeSpec { assign: TimestampSource::Udf(u), .. }) => Some(u),
+            _ => None,
+        }
     }
 
     /// Whether any step keeps state across records (then a file is read by
     /// one reader, so event time advances evenly).
     pub fn is_stateful(&self) -> bool {
-        false
+        self.steps.iter().any(|s| matches!(s.kind, StepKind::Window(_) | StepKind::Process(_)))
     }
 }
 

@@ -18,6 +18,7 @@ struct RawManifest {
     steps: Vec<Value>,
     sink: Mapping,
     dead_letter: Option<Mapping>,
+    late: Option<Mapping>,
 }
 
 #[derive(Deserialize)]
@@ -88,7 +89,72 @@ struct RawBids {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEventTime {
-    field: String,
+    field: Option<String>,
+    udf: Option<String>,
+    #[serde(default)]
+    params: Mapping,
+    on_error: Option<String>,
+    limits: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWatermark {
+    max_out_of_orderness: Option<Scalar>,
+    idle_timeout: Option<Scalar>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAggregate {
+    builtin: Option<String>,
+    field: Option<String>,
+    output: Option<String>,
+    udf: Option<String>,
+    #[serde(default)]
+    params: Mapping,
+    on_error: Option<String>,
+    limits: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTumbling {
+    size: Scalar,
+    offset: Option<Scalar>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSliding {
+    size: Scalar,
+    slide: Scalar,
+    offset: Option<Scalar>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSession {
+    gap: Scalar,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCount {
+    size: u64,
+    slide: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGlobal {
+    trigger: RawTrigger,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrigger {
+    count: u64,
 }
 
 #[derive(Deserialize)]
@@ -220,17 +286,19 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Manifest> {
         None => Limits::default(),
     };
 
-    let source = source(&raw.source, base)?;
+    let source = source(&raw.source, base, limits)?;
     let mut steps = Vec::with_capacity(raw.steps.len());
     for (i, v) in raw.steps.into_iter().enumerate() {
-        steps.push(step(i, v, limits)?);
+        steps.push(step(i, v, limits, source.event_time.is_some())?);
     }
+    check_keyed(&steps)?;
     let sink = sink(&raw.sink, base)?;
     let dead_letter = match raw.dead_letter {
         Some(m) => side_output(&m, base, "dead_letter")?,
         None => OutputSpec::Stderr,
     };
-    Ok(Manifest { name, parallelism, max_parallelism, batch_size, source, steps, sink, dead_letter })
+    let late = raw.late.map(|m| side_output(&m, base, "late")).transpose()?;
+    Ok(Manifest { name, parallelism, max_parallelism, batch_size, source, steps, sink, dead_letter, late })
 }
 
 fn path(base: &Path, p: &str, at: &str) -> Result<PathBuf> {
@@ -303,7 +371,7 @@ fn format(text: Option<&str>, csv: Option<RawCsv>, default: Format, at: &str) ->
     }
 }
 
-fn source(map: &Mapping, base: &Path) -> Result<SourceSpec> {
+fn source(map: &Mapping, base: &Path, limits: Limits) -> Result<SourceSpec> {
     let (kind, v) =
         one_kind(map, &["file", "stdin", "socket", "bids"], &["event_time", "watermark"], "source", "source")?;
     let at = format!("source.{kind}");
@@ -356,23 +424,44 @@ fn source(map: &Mapping, base: &Path) -> Result<SourceSpec> {
         }
     };
     let event_time = match get(map, "event_time") {
-        None => None,
-        Some(v) => {
-            let e: RawEventTime = typed(v.clone(), "source.event_time")?;
-            let field =
-                Pointer::parse(&e.field).map_err(|e| ManifestError::new("source.event_time.field", e.to_string()))?;
-            if format == Format::Lines {
-                return Err(ManifestError::new(
-                    "source.event_time",
-                    "event time from a field needs format json or csv",
-                ));
+        None => {
+            if get(map, "watermark").is_some() {
+                return Err(ManifestError::new("source.watermark", "watermarks need `event_time` (a field or a udf)"));
             }
-            Some(EventTimeSpec { field })
+            None
+        }
+        Some(v) => {
+            let at = "source.event_time";
+            let e: RawEventTime = typed(v.clone(), at)?;
+            let assign = match (e.field, e.udf) {
+                (Some(f), None) => {
+                    if !e.params.is_empty() || e.on_error.is_some() || e.limits.is_some() {
+                        return Err(ManifestError::new(at, "`params`, `on_error` and `limits` only apply to an event-time `udf`"));
+                    }
+                    if format == Format::Lines {
+                        return Err(ManifestError::new(at, "event time from a field needs format json or csv (or use a `udf`)"));
+                    }
+                    TimestampSource::Field(Pointer::parse(&f).map_err(|e| ManifestError::new(format!("{at}.field"), e.to_string()))?)
+                }
+                (None, Some(u)) => TimestampSource::Udf(udf_step(FunctionKind::Map, &u, e.params, e.on_error.as_deref(), e.limits, limits, at)?),
+                _ => return Err(ManifestError::new(at, "give exactly one of `field` (a JSON pointer to epoch milliseconds) or `udf` (a map function that sets timestamps)")),
+            };
+            let w: RawWatermark = match get(map, "watermark") {
+                Some(v) => typed_or_default(v.clone(), "source.watermark")?,
+                None => RawWatermark::default(),
+            };
+            let duration = |s: Option<Scalar>, at: &str| -> Result<Option<Duration>> {
+                s.map(|s| parse_duration(&s.text()).map_err(|e| ManifestError::new(at, e))).transpose()
+            };
+            let max_out_of_orderness =
+                duration(w.max_out_of_orderness, "source.watermark.max_out_of_orderness")?.unwrap_or(Duration::ZERO);
+            let idle_timeout = duration(w.idle_timeout, "source.watermark.idle_timeout")?;
+            if idle_timeout == Some(Duration::ZERO) {
+                return Err(ManifestError::new("source.watermark.idle_timeout", "must be longer than 0s"));
+            }
+            Some(EventTimeSpec { assign, max_out_of_orderness, idle_timeout })
         }
     };
-    if get(map, "watermark").is_some() {
-        return Err(ManifestError::new("source.watermark", "watermarks are not supported by this version of weir"));
-    }
     Ok(SourceSpec { kind, format, event_time })
 }
 
@@ -428,7 +517,7 @@ fn udf_step(
 
 const STEP_KINDS: &[&str] = &["map", "filter", "flat_map", "key_by", "window", "process"];
 
-fn step(index: usize, v: Value, defaults: Limits) -> Result<StepSpec> {
+fn step(index: usize, v: Value, defaults: Limits, event_time: bool) -> Result<StepSpec> {
     let at = format!("steps[{index}]");
     let Value::Mapping(map) = v else {
         return Err(ManifestError::new(
@@ -489,14 +578,234 @@ fn step(index: usize, v: Value, defaults: Limits) -> Result<StepSpec> {
                 }
             }
         }
-        other => {
-            return Err(ManifestError::new(&inner, format!("`{other}` steps are not supported by this version of weir (supported: map, filter, flat_map, key_by)")));
+        "process" => {
+            let r: RawUdfStep = typed(body, &inner)?;
+            StepKind::Process(udf_step(
+                FunctionKind::Process,
+                &r.udf,
+                r.params,
+                r.on_error.as_deref(),
+                r.limits,
+                defaults,
+                &inner,
+            )?)
+        }
+        _ => {
+            let Some(aggregate) = get(&map, "aggregate") else {
+                return Err(ManifestError::new(
+                    &at,
+                    "a `window` step needs an `aggregate` (for example `aggregate: { builtin: count }`)",
+                ));
+            };
+            let aggregate = aggregate_spec(aggregate.clone(), defaults, &format!("{at}.aggregate"))?;
+            StepKind::Window(window(body, aggregate, event_time, &inner)?)
         }
     };
-    if get(&map, "aggregate").is_some() {
+    if get(&map, "aggregate").is_some() && !matches!(kind, StepKind::Window(_)) {
         return Err(ManifestError::new(format!("{at}.aggregate"), "`aggregate` belongs to a `window` step"));
     }
     Ok(StepSpec { index, name, kind })
+}
+
+fn aggregate_spec(v: Value, defaults: Limits, at: &str) -> Result<AggregateSpec> {
+    let r: RawAggregate = typed(v, at)?;
+    match (r.builtin, r.udf) {
+        (Some(b), None) => {
+            if !r.params.is_empty() || r.on_error.is_some() || r.limits.is_some() {
+                return Err(ManifestError::new(
+                    at,
+                    "`params`, `on_error` and `limits` only apply to an aggregate `udf`",
+                ));
+            }
+            let kind = match b.as_str() {
+                "count" => BuiltinKind::Count,
+                "sum" => BuiltinKind::Sum,
+                "min" => BuiltinKind::Min,
+                "max" => BuiltinKind::Max,
+                "avg" => BuiltinKind::Avg,
+                other => {
+                    return Err(ManifestError::new(
+                        format!("{at}.builtin"),
+                        format!("unknown aggregate `{other}` (expected count, sum, min, max or avg)"),
+                    ));
+                }
+            };
+            let field = r
+                .field
+                .map(|f| Pointer::parse(&f).map_err(|e| ManifestError::new(format!("{at}.field"), e.to_string())))
+                .transpose()?;
+            if field.is_none() && kind != BuiltinKind::Count {
+                return Err(ManifestError::new(at, format!("`{b}` needs a `field` (a JSON pointer such as /price)")));
+            }
+            let output = match r.output.as_deref() {
+                None | Some("json") => ResultFormat::Json,
+                Some("csv") => ResultFormat::Csv,
+                Some(other) => {
+                    return Err(ManifestError::new(
+                        format!("{at}.output"),
+                        format!("unknown output `{other}` (expected json or csv)"),
+                    ))
+                }
+            };
+            Ok(AggregateSpec::Builtin { kind, field, output })
+        }
+        (None, Some(u)) => {
+            if r.field.is_some() || r.output.is_some() {
+                return Err(ManifestError::new(at, "`field` and `output` only apply to a `builtin` aggregate"));
+            }
+            Ok(AggregateSpec::Udf(udf_step(
+                FunctionKind::Aggregate,
+                &u,
+                r.params,
+                r.on_error.as_deref(),
+                r.limits,
+                defaults,
+                at,
+            )?))
+        }
+        _ => Err(ManifestError::new(
+            at,
+            "give exactly one of `builtin` (count, sum, min, max, avg) or `udf` (NAME@VERSION)",
+        )),
+    }
+}
+
+const WINDOW_KINDS: &[&str] = &["tumbling", "sliding", "session", "count", "global"];
+
+fn window(body: Value, aggregate: AggregateSpec, event_time: bool, at: &str) -> Result<WindowStepSpec> {
+    let Value::Mapping(map) = body else {
+        return Err(ManifestError::new(at, "a window is a mapping such as `{ tumbling: 10s }`"));
+    };
+    let (kind, v) = one_kind(&map, WINDOW_KINDS, &["time", "allowed_lateness"], at, "window")?;
+    let inner = format!("{at}.{kind}");
+    let dur = |s: Scalar, at: String| -> Result<Duration> {
+        let d = parse_duration(&s.text()).map_err(|e| ManifestError::new(&at, e))?;
+        if d.is_zero() {
+            return Err(ManifestError::new(at, "must be longer than 0s"));
+        }
+        Ok(d)
+    };
+    let offset = |s: Option<Scalar>, at: String| -> Result<Duration> {
+        s.map(|s| parse_duration(&s.text()).map_err(|e| ManifestError::new(at, e)))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
+    let kind = match kind.as_str() {
+        "tumbling" => match v {
+            Value::Mapping(_) => {
+                let t: RawTumbling = typed(v, &inner)?;
+                WindowKind::Tumbling {
+                    size: dur(t.size, format!("{inner}.size"))?,
+                    offset: offset(t.offset, format!("{inner}.offset"))?,
+                }
+            }
+            other => WindowKind::Tumbling { size: dur(typed(other, &inner)?, inner.clone())?, offset: Duration::ZERO },
+        },
+        "sliding" => {
+            let s: RawSliding = typed(v, &inner)?;
+            let (size, slide) = (dur(s.size, format!("{inner}.size"))?, dur(s.slide, format!("{inner}.slide"))?);
+            if slide > size {
+                return Err(ManifestError::new(
+                    &inner,
+                    "`slide` must not be longer than `size` (records would fall between windows)",
+                ));
+            }
+            WindowKind::Sliding { size, slide, offset: offset(s.offset, format!("{inner}.offset"))? }
+        }
+        "session" => match v {
+            Value::Mapping(_) => {
+                let s: RawSession = typed(v, &inner)?;
+                WindowKind::Session { gap: dur(s.gap, format!("{inner}.gap"))? }
+            }
+            other => WindowKind::Session { gap: dur(typed(other, &inner)?, inner.clone())? },
+        },
+        "count" => {
+            let (size, slide) = match v {
+                Value::Number(n) => (n.as_u64().unwrap_or(0), None),
+                other => {
+                    let c: RawCount = typed(other, &inner)?;
+                    (c.size, c.slide)
+                }
+            };
+            let slide = slide.unwrap_or(size);
+            if size == 0 || slide == 0 || slide > size {
+                return Err(ManifestError::new(
+                    &inner,
+                    "`size` and `slide` must be at least 1, and `slide` at most `size`",
+                ));
+            }
+            WindowKind::Count { size, slide }
+        }
+        _ => {
+            let g: RawGlobal = typed(v, &inner)?;
+            if g.trigger.count == 0 {
+                return Err(ManifestError::new(format!("{inner}.trigger.count"), "must be at least 1"));
+            }
+            WindowKind::Global { every: g.trigger.count }
+        }
+    };
+    let time = match get(&map, "time").and_then(Value::as_str) {
+        None if get(&map, "time").is_some() => {
+            return Err(ManifestError::new(format!("{at}.time"), "expected event or processing"))
+        }
+        None => {
+            if event_time {
+                TimeMode::Event
+            } else {
+                TimeMode::Processing
+            }
+        }
+        Some("event") => TimeMode::Event,
+        Some("processing") => TimeMode::Processing,
+        Some(other) => {
+            return Err(ManifestError::new(
+                format!("{at}.time"),
+                format!("unknown time `{other}` (expected event or processing)"),
+            ))
+        }
+    };
+    if kind.is_time() && time == TimeMode::Event && !event_time {
+        return Err(ManifestError::new(
+            format!("{at}.time"),
+            "event-time windows need `source.event_time` (a field or a udf); or set `time: processing`",
+        ));
+    }
+    let allowed_lateness = match get(&map, "allowed_lateness") {
+        None => Duration::ZERO,
+        Some(v) => {
+            let text = typed::<Scalar>(v.clone(), &format!("{at}.allowed_lateness"))?.text();
+            parse_duration(&text).map_err(|e| ManifestError::new(format!("{at}.allowed_lateness"), e))?
+        }
+    };
+    if !allowed_lateness.is_zero() && !(kind.is_time() && time == TimeMode::Event) {
+        return Err(ManifestError::new(format!("{at}.allowed_lateness"), "only event-time windows have late records"));
+    }
+    if !kind.is_time() && get(&map, "time").is_some() {
+        return Err(ManifestError::new(
+            format!("{at}.time"),
+            "count and global windows are measured in records, not time",
+        ));
+    }
+    Ok(WindowStepSpec { kind, time, allowed_lateness, aggregate })
+}
+
+/// Windows and process steps need keys: a `key_by` before them.
+fn check_keyed(steps: &[StepSpec]) -> Result<()> {
+    let mut keyed = false;
+    for s in steps {
+        match &s.kind {
+            StepKind::KeyBy(_) => keyed = true,
+            StepKind::Window(_) | StepKind::Process(_) if !keyed => {
+                let what = if matches!(s.kind, StepKind::Window(_)) { "window" } else { "process" };
+                return Err(ManifestError::new(
+                    format!("steps[{}]", s.index),
+                    format!("a `{what}` step works on a keyed stream: add a `key_by` step before it"),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn output_format(text: Option<&str>, at: &str) -> Result<OutputFormat> {

@@ -44,7 +44,8 @@ dead_letter:
     let SourceKind::File { path, splits } = &m.source.kind else { panic!() };
     assert_eq!((path.as_path(), *splits), (Path::new("/base/data/bids.ndjson"), Splits::Auto));
     assert_eq!(m.source.format, Format::Json);
-    assert_eq!(m.source.event_time.as_ref().unwrap().field.as_str(), "/ts");
+    let Some(EventTimeSpec { assign: TimestampSource::Field(f), .. }) = &m.source.event_time else { panic!() };
+    assert_eq!(f.as_str(), "/ts");
     let StepKind::Udf(map) = &m.steps[0].kind else { panic!() };
     assert_eq!(map.params, vec![("rate".to_string(), "0.9".to_string()), ("exact".to_string(), "true".to_string())]);
     assert_eq!((map.on_error, map.limits), (ErrorPolicy::DeadLetter, Limits::default()));
@@ -110,7 +111,7 @@ fn errors_name_the_place_and_the_fix() {
     );
     check_err(&with_steps("  - key_by: {}"), "steps[0].key_by", "give exactly one of `field`");
     check_err(&with_steps("  - key_by: { field: auction }"), "steps[0].key_by.field", "is not a JSON pointer");
-    check_err(&with_steps("  - window: { tumbling: 10s }"), "steps[0].window", "not supported by this version");
+    check_err(&with_steps("  - window: { tumbling: 10s }"), "steps[0]", "a `window` step needs an `aggregate`");
     check_err(
         &with_steps("  - map: { udf: a@1, params: { x: [1] } }"),
         "steps[0].map.params.x",
@@ -160,4 +161,135 @@ fn errors_name_the_place_and_the_fix() {
     check_err("name: t\nsource: { stdin: }\nsink: { stdout: }\nbogus: 1\n", "", "unknown field `bogus`");
     check_err("name: t\nsource: { stdin: }\n", "", "missing field `sink`");
     check_err("name: [unclosed\n", "", "invalid manifest");
+}
+
+fn windowed(source_extra: &str, steps: &str) -> String {
+    format!("name: w\nsource:\n  file: {{ path: in.ndjson }}\n{source_extra}steps:\n  - key_by: {{ field: /k }}\n{steps}\nsink:\n  stdout: {{}}\n")
+}
+
+const EVENT_TIME: &str = "  event_time: { field: /ts }\n  watermark: { max_out_of_orderness: 2s, idle_timeout: 30s }\n";
+
+#[test]
+fn windows_aggregates_and_event_time() {
+    let m = parse(&windowed(
+        EVENT_TIME,
+        "  - window: { sliding: { size: 60s, slide: 10s }, allowed_lateness: 5s }\n    aggregate: { builtin: max, field: /price, output: csv }\n  - window: { session: 30s }\n    aggregate: { udf: my-agg@2, params: { x: 1 } }\n  - window: { count: { size: 10, slide: 2 } }\n    aggregate: { builtin: count }\n  - window: { global: { trigger: { count: 1 } } }\n    aggregate: { builtin: sum, field: /n }\n  - window: { tumbling: { size: 5m, offset: 1m }, time: processing }\n    aggregate: { builtin: avg, field: /cpu }\n  - process: { udf: detector@1 }",
+    ))
+    .unwrap();
+    let e = m.source.event_time.as_ref().unwrap();
+    assert_eq!((e.max_out_of_orderness, e.idle_timeout), (Duration::from_secs(2), Some(Duration::from_secs(30))));
+    let StepKind::Window(w) = &m.steps[1].kind else { panic!() };
+    assert_eq!(
+        w.kind,
+        WindowKind::Sliding { size: Duration::from_secs(60), slide: Duration::from_secs(10), offset: Duration::ZERO }
+    );
+    assert_eq!((w.time, w.allowed_lateness), (TimeMode::Event, Duration::from_secs(5)));
+    assert!(matches!(&w.aggregate, AggregateSpec::Builtin { kind: BuiltinKind::Max, output: ResultFormat::Csv, .. }));
+    assert_eq!(m.steps[1].label(), "steps[1] window sliding max(/price)");
+    let StepKind::Window(w) = &m.steps[2].kind else { panic!() };
+    assert_eq!(w.kind, WindowKind::Session { gap: Duration::from_secs(30) });
+    assert!(
+        matches!(&w.aggregate, AggregateSpec::Udf(u) if u.function == FunctionKind::Aggregate && u.udf.to_string() == "my-agg@2")
+    );
+    let StepKind::Window(w) = &m.steps[3].kind else { panic!() };
+    assert_eq!(w.kind, WindowKind::Count { size: 10, slide: 2 });
+    let StepKind::Window(w) = &m.steps[4].kind else { panic!() };
+    assert_eq!(w.kind, WindowKind::Global { every: 1 });
+    let StepKind::Window(w) = &m.steps[5].kind else { panic!() };
+    assert_eq!(
+        (w.kind, w.time),
+        (
+            WindowKind::Tumbling { size: Duration::from_secs(300), offset: Duration::from_secs(60) },
+            TimeMode::Processing
+        )
+    );
+    assert!(matches!(&m.steps[6].kind, StepKind::Process(u) if u.function == FunctionKind::Process));
+    assert!(m.is_stateful());
+    assert_eq!(m.udf_steps().count(), 2);
+
+    let m = parse("name: t\nsource:\n  stdin: {}\n  event_time: { udf: ts@1 }\nsink: { stdout: }\n").unwrap();
+    assert_eq!(m.timestamp_udf().unwrap().udf.to_string(), "ts@1");
+    assert_eq!(m.source.event_time.as_ref().unwrap().max_out_of_orderness, Duration::ZERO);
+    // Without event time, windows default to processing time.
+    let m = parse("name: t\nsource: { file: { path: a.ndjson } }\nsteps:\n  - key_by: { field: /k }\n  - window: { tumbling: 1s }\n    aggregate: { builtin: count }\nsink: { stdout: }\nlate: { file: { path: late.ndjson } }\n").unwrap();
+    let StepKind::Window(w) = &m.steps[1].kind else { panic!() };
+    assert_eq!(w.time, TimeMode::Processing);
+    assert_eq!(m.late, Some(OutputSpec::File("/base/late.ndjson".into())));
+}
+
+#[test]
+fn window_errors_name_the_place_and_the_fix() {
+    let agg = "    aggregate: { builtin: count }";
+    check_err(
+        &windowed("", &format!("  - window: {{ tumbling: 10s, time: event }}\n{agg}")),
+        "steps[1].window.time",
+        "event-time windows need `source.event_time`",
+    );
+    check_err(
+        &windowed(EVENT_TIME, &format!("  - window: {{ sliding: {{ size: 10s, slide: 20s }} }}\n{agg}")),
+        "steps[1].window.sliding",
+        "`slide` must not be longer than `size`",
+    );
+    check_err(
+        &windowed(EVENT_TIME, &format!("  - window: {{ tumbling: 0s }}\n{agg}")),
+        "steps[1].window.tumbling",
+        "must be longer than 0s",
+    );
+    check_err(
+        &windowed(EVENT_TIME, &format!("  - window: {{ hopping: 10s }}\n{agg}")),
+        "steps[1].window",
+        "unknown window `hopping`",
+    );
+    check_err(
+        &windowed(EVENT_TIME, &format!("  - window: {{ count: 10, allowed_lateness: 1s }}\n{agg}")),
+        "steps[1].window.allowed_lateness",
+        "only event-time windows have late records",
+    );
+    check_err(
+        &windowed(EVENT_TIME, &format!("  - window: {{ count: {{ size: 3, slide: 5 }} }}\n{agg}")),
+        "steps[1].window.count",
+        "`slide` at most `size`",
+    );
+    check_err(
+        &windowed(EVENT_TIME, "  - window: { tumbling: 10s }\n    aggregate: { builtin: median, field: /x }"),
+        "steps[1].aggregate.builtin",
+        "unknown aggregate `median`",
+    );
+    check_err(
+        &windowed(EVENT_TIME, "  - window: { tumbling: 10s }\n    aggregate: { builtin: sum }"),
+        "steps[1].aggregate",
+        "`sum` needs a `field`",
+    );
+    check_err(
+        &windowed(EVENT_TIME, "  - window: { tumbling: 10s }\n    aggregate: { udf: a@1, field: /x }"),
+        "steps[1].aggregate",
+        "only apply to a `builtin`",
+    );
+    check_err(
+        &windowed(EVENT_TIME, "  - map: { udf: a@1 }\n    aggregate: { builtin: count }"),
+        "steps[1].aggregate",
+        "belongs to a `window` step",
+    );
+    check_err(
+        &with_steps(&format!("  - window: {{ tumbling: 10s, time: processing }}\n{agg}")),
+        "steps[0]",
+        "add a `key_by` step before it",
+    );
+    check_err(&with_steps("  - process: { udf: p@1 }"), "steps[0]", "a `process` step works on a keyed stream");
+    check_err(
+        "name: t\nsource:\n  stdin: {}\n  event_time: { field: /ts }\nsink: { stdout: }\n",
+        "source.event_time",
+        "needs format json or csv",
+    );
+    check_err(
+        "name: t\nsource:\n  stdin: { format: json }\n  event_time: { field: /ts, udf: a@1 }\nsink: { stdout: }\n",
+        "source.event_time",
+        "exactly one of `field`",
+    );
+    check_err(
+        "name: t\nsource:\n  stdin: { format: json }\n  watermark: { max_out_of_orderness: 1s }\nsink: { stdout: }\n",
+        "source.watermark",
+        "watermarks need `event_time`",
+    );
+    check_err("name: t\nsource:\n  stdin: { format: json }\n  event_time: { field: /ts }\n  watermark: { max_out_of_orderness: soon }\nsink: { stdout: }\n", "source.watermark.max_out_of_orderness", "is not a duration");
 }

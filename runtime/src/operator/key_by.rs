@@ -25,7 +25,7 @@ impl Operator for KeyByField {
         let pointers = std::slice::from_ref(&self.pointer);
         let mut found = [None];
         for r in batch.iter() {
-            match weir_json::scan(r.value, pointers, &mut found) {
+            match weir_json::extract(r.value, pointers, &mut found) {
                 Err(e) => self.ctx.dead_letter("invalid_input", &format!("cannot key by {}: {e}", self.pointer), &r)?,
                 Ok(()) => match found[0] {
                     None => {

@@ -16,6 +16,10 @@ pub use memory::MemoryBackend;
 use crate::types::TimeWindow;
 use std::borrow::Cow;
 
+/// A value being modified in place: small values (up to 16 bytes, such as
+/// builtin accumulators) need no allocation.
+pub type StateValue = smallvec::SmallVec<[u8; 16]>;
+
 /// Where a value lives: an operator, one of its named states, and optionally a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Namespace {
@@ -61,7 +65,7 @@ pub trait StateBackend: Send {
 
     /// Read-modify-write in one step: `f` gets the value (empty and `false`
     /// when there is none) and changes it in place; the result is stored.
-    fn modify(&mut self, ns: &Namespace, key: &[u8], f: &mut dyn FnMut(&mut Vec<u8>, bool));
+    fn modify(&mut self, ns: &Namespace, key: &[u8], f: &mut dyn FnMut(&mut StateValue, bool));
 
     /// Removes `key` from `ns`.
     fn delete(&mut self, ns: &Namespace, key: &[u8]);

@@ -21,7 +21,13 @@ fn memory_backend_matches_a_map() {
     let mut key = Vec::new();
     for _ in 0..5000 {
         let ns = spaces[next(4) as usize];
-        state_key(next(3) as u32, format!("k{}", next(20)).as_bytes(), &mut key);
+        // Short keys live inline, long ones on the heap: cover both and the boundary.
+        let record = match next(4) {
+            0 => "x".repeat(20 + next(3) as usize),
+            1 => format!("a-much-longer-record-key-{}", next(5)),
+            _ => format!("k{}", next(20)),
+        };
+        state_key(next(3) as u32, record.as_bytes(), &mut key);
         match next(6) {
             0 => {
                 let v = vec![next(256) as u8; next(4) as usize];

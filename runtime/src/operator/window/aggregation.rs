@@ -12,7 +12,7 @@ use super::builtin::{Builtin, Num};
 use crate::manifest::ErrorPolicy;
 use crate::operator::udf::{check_rejections, UdfFailure, UdfInvoker};
 use crate::operator::{OperatorError, StepContext, StepMetrics};
-use crate::state::record_key;
+use crate::state::{record_key, StateValue};
 use crate::types::{BatchWriter, RecordRef, TimeWindow, Timestamp};
 use weir_batch::{AccumulatorIter, ListWriter};
 
@@ -80,8 +80,8 @@ impl Aggregation {
         match self {
             Aggregation::Builtin(b) => {
                 for g in groups.iter_mut() {
-                    let mut acc = g.acc.take().unwrap_or_default();
-                    let mut existed = !acc.is_empty();
+                    let mut existed = g.acc.is_some();
+                    let mut acc = StateValue::from_vec(g.acc.take().unwrap_or_default());
                     for &i in &g.records {
                         match b.value_of(records[i].value) {
                             Ok(v) => {
@@ -91,7 +91,7 @@ impl Aggregation {
                             Err(reason) => ctx.dead_letter("invalid_input", &reason, &records[i])?,
                         }
                     }
-                    g.acc = existed.then_some(acc);
+                    g.acc = existed.then(|| acc.into_vec());
                 }
                 Ok(())
             }

@@ -5,47 +5,14 @@
 //!
 //! Accumulators are small byte strings kept in the state backend:
 //! `count` is an `i64`; `sum`, `min` and `max` a tag byte (0 integer,
-//! 1 float) and 8 bytes; `avg` a tagged sum and an `i64` count.
+//! 1 float) and 8 bytes; `avg` an `f64` sum and an `i64` count (16 bytes,
+//! so every accumulator fits the state backend's inline value).
 
+use crate::state::StateValue;
 use crate::types::TimeWindow;
 use weir_json::{Kind, Pointer};
 
-/// Which aggregate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BuiltinKind {
-    /// Number of records.
-    Count,
-    /// Sum of the field.
-    Sum,
-    /// Smallest value of the field.
-    Min,
-    /// Largest value of the field.
-    Max,
-    /// Mean of the field.
-    Avg,
-}
-
-impl BuiltinKind {
-    /// The name in manifests and JSON output.
-    pub fn name(self) -> &'static str {
-        match self {
-            BuiltinKind::Count => "count",
-            BuiltinKind::Sum => "sum",
-            BuiltinKind::Min => "min",
-            BuiltinKind::Max => "max",
-            BuiltinKind::Avg => "avg",
-        }
-    }
-}
-
-/// How a result becomes an output value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResultFormat {
-    /// `{"key":..,"window_start":..,"window_end":..,"<aggregate>":..}`.
-    Json,
-    /// `key,window_end,value` (`key,value` without a time window).
-    Csv,
-}
+pub use crate::manifest::{BuiltinKind, ResultFormat};
 
 /// A number taken from a record.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,15 +31,15 @@ impl Num {
         }
     }
 
-    fn encode(self, out: &mut Vec<u8>) {
+    fn encode(self, out: &mut impl Extend<u8>) {
         match self {
             Num::Int(i) => {
-                out.push(0);
-                out.extend_from_slice(&i.to_le_bytes());
+                out.extend([0]);
+                out.extend(i.to_le_bytes());
             }
             Num::Float(f) => {
-                out.push(1);
-                out.extend_from_slice(&f.to_le_bytes());
+                out.extend([1]);
+                out.extend(f.to_le_bytes());
             }
         }
     }
@@ -88,8 +55,11 @@ impl Num {
 
     fn write(self, out: &mut Vec<u8>) {
         match self {
-            Num::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
-            Num::Float(f) if f.is_finite() => out.extend_from_slice(f.to_string().as_bytes()),
+            Num::Int(i) => write_i64(out, i),
+            Num::Float(f) if f.is_finite() => {
+                use std::io::Write;
+                let _ = write!(out, "{f}");
+            }
             Num::Float(_) => out.extend_from_slice(b"null"),
         }
     }
@@ -107,6 +77,33 @@ impl Num {
             (a, b) => a.as_f64() < b.as_f64(),
         }
     }
+}
+
+/// The sum and count of an `avg` accumulator.
+fn avg_parts(acc: &[u8]) -> (f64, i64) {
+    (
+        f64::from_le_bytes(acc[..8].try_into().expect("8 bytes")),
+        i64::from_le_bytes(acc[8..16].try_into().expect("8 bytes")),
+    )
+}
+
+/// Appends the decimal digits of `v`.
+pub(crate) fn write_i64(out: &mut Vec<u8>, v: i64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = v.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// A builtin aggregate over a field.
@@ -134,7 +131,7 @@ impl Builtin {
             return Ok(None);
         };
         let mut found = [None];
-        weir_json::scan(value, std::slice::from_ref(p), &mut found)
+        weir_json::extract(value, std::slice::from_ref(p), &mut found)
             .map_err(|e| format!("cannot aggregate {p}: {e}"))?;
         let v = found[0].ok_or_else(|| format!("aggregate field {p} is missing"))?;
         if v.kind() != Kind::Number {
@@ -147,7 +144,7 @@ impl Builtin {
     }
 
     /// Folds `value` into `acc` (empty when `existed` is false).
-    pub fn add(&self, acc: &mut Vec<u8>, existed: bool, value: Option<Num>) {
+    pub fn add(&self, acc: &mut StateValue, existed: bool, value: Option<Num>) {
         let v = value.unwrap_or(Num::Int(1));
         match self.kind {
             BuiltinKind::Count => {
@@ -171,13 +168,9 @@ impl Builtin {
                 next.encode(acc);
             }
             BuiltinKind::Avg => {
-                let (sum, count) = if existed {
-                    (Num::decode(acc), i64::from_le_bytes(acc[9..17].try_into().expect("8 bytes")))
-                } else {
-                    (Num::Int(0), 0)
-                };
+                let (sum, count) = if existed { avg_parts(acc) } else { (0.0, 0) };
                 acc.clear();
-                sum.add(v).encode(acc);
+                acc.extend_from_slice(&(sum + v.as_f64()).to_le_bytes());
                 acc.extend_from_slice(&(count + 1).to_le_bytes());
             }
         }
@@ -198,9 +191,9 @@ impl Builtin {
                 (if pick_y { y } else { x }).encode(&mut out);
             }
             BuiltinKind::Avg => {
-                Num::decode(a).add(Num::decode(b)).encode(&mut out);
-                let n = |x: &[u8]| i64::from_le_bytes(x[9..17].try_into().expect("8 bytes"));
-                out.extend_from_slice(&(n(a) + n(b)).to_le_bytes());
+                let ((sa, ca), (sb, cb)) = (avg_parts(a), avg_parts(b));
+                out.extend_from_slice(&(sa + sb).to_le_bytes());
+                out.extend_from_slice(&(ca + cb).to_le_bytes());
             }
         }
         out
@@ -212,8 +205,8 @@ impl Builtin {
             BuiltinKind::Count => Num::Int(i64::from_le_bytes(acc[..8].try_into().expect("8 bytes"))),
             BuiltinKind::Sum | BuiltinKind::Min | BuiltinKind::Max => Num::decode(acc),
             BuiltinKind::Avg => {
-                let count = i64::from_le_bytes(acc[9..17].try_into().expect("8 bytes"));
-                Num::Float(Num::decode(acc).as_f64() / count as f64)
+                let (sum, count) = avg_parts(acc);
+                Num::Float(sum / count as f64)
             }
         }
     }
@@ -227,7 +220,7 @@ impl Builtin {
                 out.extend_from_slice(key);
                 out.push(b',');
                 if let Some(w) = window {
-                    out.extend_from_slice(w.end.to_string().as_bytes());
+                    write_i64(out, w.end);
                     out.push(b',');
                 }
                 result.write(out);
@@ -237,9 +230,14 @@ impl Builtin {
                 let key_text = String::from_utf8_lossy(key);
                 let _ = serde_json::to_writer(&mut *out, &key_text);
                 if let Some(w) = window {
-                    out.extend_from_slice(format!(",\"window_start\":{},\"window_end\":{}", w.start, w.end).as_bytes());
+                    out.extend_from_slice(b",\"window_start\":");
+                    write_i64(out, w.start);
+                    out.extend_from_slice(b",\"window_end\":");
+                    write_i64(out, w.end);
                 }
-                out.extend_from_slice(format!(",\"{}\":", self.kind.name()).as_bytes());
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(self.kind.name().as_bytes());
+                out.extend_from_slice(b"\":");
                 result.write(out);
                 out.push(b'}');
             }
@@ -253,7 +251,7 @@ mod tests {
 
     fn run(kind: BuiltinKind, values: &[&str]) -> String {
         let b = Builtin::new(kind, Some(Pointer::parse("/v").unwrap()), ResultFormat::Csv);
-        let mut acc = Vec::new();
+        let mut acc = StateValue::new();
         for (i, v) in values.iter().enumerate() {
             let n = b.value_of(format!("{{\"v\":{v}}}").as_bytes()).unwrap();
             b.add(&mut acc, i > 0, n);
@@ -273,6 +271,8 @@ mod tests {
         assert_eq!(run(BuiltinKind::Max, &["5", "7.5", "7"]), "k,7.5");
         assert_eq!(run(BuiltinKind::Avg, &["1", "2"]), "k,1.5");
         assert_eq!(run(BuiltinKind::Avg, &["4"]), "k,4");
+        assert_eq!(run(BuiltinKind::Sum, &["-5", "-7"]), "k,-12");
+        assert_eq!(run(BuiltinKind::Min, &["-9223372036854775808"]), "k,-9223372036854775808");
     }
 
     #[test]
@@ -280,13 +280,13 @@ mod tests {
         for kind in [BuiltinKind::Count, BuiltinKind::Sum, BuiltinKind::Min, BuiltinKind::Max, BuiltinKind::Avg] {
             let b = Builtin::new(kind, Some(Pointer::parse("/v").unwrap()), ResultFormat::Csv);
             let acc_of = |vals: &[i64]| {
-                let mut acc = Vec::new();
+                let mut acc = StateValue::new();
                 for (i, v) in vals.iter().enumerate() {
                     b.add(&mut acc, i > 0, Some(Num::Int(*v)));
                 }
                 acc
             };
-            assert_eq!(b.merge(&acc_of(&[3, 9]), &acc_of(&[-4, 2, 8])), acc_of(&[3, 9, -4, 2, 8]), "{kind:?}");
+            assert_eq!(b.merge(&acc_of(&[3, 9]), &acc_of(&[-4, 2, 8])), acc_of(&[3, 9, -4, 2, 8]).to_vec(), "{kind:?}");
         }
     }
 
@@ -299,7 +299,7 @@ mod tests {
             "aggregate field /bytes is a string, expected a number"
         );
         assert!(b.value_of(b"nope").unwrap_err().starts_with("cannot aggregate /bytes: invalid JSON"));
-        let mut acc = Vec::new();
+        let mut acc = StateValue::new();
         b.add(&mut acc, false, Some(Num::Int(512)));
         let mut out = Vec::new();
         b.format(b"10.0.0.1", Some(TimeWindow { start: 0, end: 60_000 }), &acc, &mut out);

@@ -140,10 +140,10 @@ fn time_oracle(
     let (mut wm, mut max_ts, mut at) = (i64::MIN, i64::MIN, 0);
     let emit = |out: &mut Vec<String>, w: &TimeWindow, k: &str, v: i64| out.push(format!("{k},{},{v}", w.end));
     let mut sizes = sizes.iter();
-    let mut step = |wm: i64,
-                    acc: &mut BTreeMap<(TimeWindow, String), i64>,
-                    fired: &mut BTreeSet<TimeWindow>,
-                    out: &mut Vec<String>| {
+    let step = |wm: i64,
+                acc: &mut BTreeMap<(TimeWindow, String), i64>,
+                fired: &mut BTreeSet<TimeWindow>,
+                out: &mut Vec<String>| {
         let due: Vec<(TimeWindow, String, i64)> = acc
             .iter()
             .filter(|((w, _), _)| w.end - 1 <= wm && !fired.contains(w))

@@ -12,7 +12,7 @@
 use super::aggregation::{Aggregation, Fired, Group};
 use super::{TimeDomain, WindowContext};
 use crate::operator::{Operator, OperatorError};
-use crate::state::{state_key, Namespace, StateBackend};
+use crate::state::{record_key, state_key, Namespace, StateBackend};
 use crate::types::{key_group, Batch, BatchWriter, RecordRef, TimeWindow, Timestamp};
 use crate::window::{fires, is_record_late, is_window_late, Assigner};
 use rustc_hash::FxHashMap;
@@ -82,18 +82,29 @@ impl TimeWindows {
         };
         let mut fired = Vec::new();
         let mut gone = Vec::new();
+        let mut direct = BatchWriter::new();
         for (&(max_ts, start), done) in self.active.range_mut(..=(time, Timestamp::MAX)) {
             let w = TimeWindow { start, end: max_ts + 1 };
             let ns = Namespace::window(self.cx.operator, ACC, w);
             if !*done {
                 *done = true;
-                self.state.for_each(&ns, &mut |key, acc| {
-                    fired.push(Fired { state_key: key.to_vec(), window: w, acc: acc.to_vec(), timestamp: max_ts })
-                });
+                match &self.aggregation {
+                    // Builtins format straight from state.
+                    Aggregation::Builtin(b) => self.state.for_each(&ns, &mut |key, acc| {
+                        let k = record_key(key);
+                        direct.push_with(max_ts, Some(k), |v| b.format(k, Some(w), acc, v));
+                    }),
+                    Aggregation::Udf(_) => self.state.for_each(&ns, &mut |key, acc| {
+                        fired.push(Fired { state_key: key.to_vec(), window: w, acc: acc.to_vec(), timestamp: max_ts })
+                    }),
+                }
             }
             if is_window_late(&w, lateness, time) {
                 gone.push((max_ts, start));
             }
+        }
+        if !direct.is_empty() {
+            out.push(direct.finish());
         }
         emit(&mut self.aggregation, &fired, out, &self.cx)?;
         for (max_ts, start) in gone {

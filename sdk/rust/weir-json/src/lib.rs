@@ -25,7 +25,7 @@ mod value;
 
 pub use object::{FieldError, Object};
 pub use pointer::{Pointer, PointerError};
-pub use scanner::{scan, validate, JsonError, MAX_DEPTH, MAX_POINTERS};
+pub use scanner::{extract, scan, validate, JsonError, MAX_DEPTH, MAX_POINTERS};
 pub use value::{Kind, Value};
 
 #[cfg(test)]

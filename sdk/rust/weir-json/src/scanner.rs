@@ -64,10 +64,36 @@ pub fn scan<'a>(doc: &'a [u8], pointers: &[Pointer], found: &mut [Option<Value<'
         64 => u64::MAX,
         n => (1u64 << n) - 1,
     };
-    let mut s = Scanner { b: doc, pointers, found, members: None };
+    let mut s = Scanner { b: doc, pointers, found, members: None, missing: pointers.len(), stop_when_found: false };
     let p = s.value(ws(doc, 0), 0, active)?;
     end(doc, p)
 }
+
+/// Finds the values at `pointers` like [`scan`], but stops reading as soon
+/// as every pointer has a value: what comes after is not validated. For
+/// documents validated before (a `json` source), or when the rest does not
+/// matter. A pointer that is not found means the whole document was read.
+pub fn extract<'a>(doc: &'a [u8], pointers: &[Pointer], found: &mut [Option<Value<'a>>]) -> Result<()> {
+    assert!(found.len() >= pointers.len(), "one slot per pointer");
+    assert!(pointers.len() <= MAX_POINTERS, "at most {MAX_POINTERS} pointers per scan");
+    for f in found.iter_mut() {
+        *f = None;
+    }
+    let active = match pointers.len() {
+        0 => 0,
+        64 => u64::MAX,
+        n => (1u64 << n) - 1,
+    };
+    let mut s = Scanner { b: doc, pointers, found, members: None, missing: pointers.len(), stop_when_found: true };
+    match s.value(ws(doc, 0), 0, active) {
+        Ok(p) => end(doc, p),
+        Err(e) if e.what == FOUND_ALL => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Internal signal: every pointer has its value, stop reading.
+const FOUND_ALL: &str = "(found)";
 
 /// A top-level member of an object: its key (inside the quotes, as written),
 /// whether the key has escapes, and its value.
@@ -80,7 +106,8 @@ pub(crate) fn scan_object<'a>(doc: &'a [u8], members: &mut Members<'a>) -> Resul
     if doc.get(p) != Some(&b'{') {
         return err(p, "expected a JSON object");
     }
-    let mut s = Scanner { b: doc, pointers: &[], found: &mut [], members: Some(members) };
+    let mut s =
+        Scanner { b: doc, pointers: &[], found: &mut [], members: Some(members), missing: 0, stop_when_found: false };
     let (p, _) = s.object(p, 0, 0)?;
     end(doc, p)
 }
@@ -265,6 +292,10 @@ struct Scanner<'a, 'p> {
     pointers: &'p [Pointer],
     found: &'p mut [Option<Value<'a>>],
     members: Option<&'p mut Members<'a>>,
+    /// Pointers still without a value.
+    missing: usize,
+    /// Whether to stop (with [`FOUND_ALL`]) once `missing` reaches zero.
+    stop_when_found: bool,
 }
 
 impl<'a> Scanner<'a, '_> {
@@ -283,21 +314,29 @@ impl<'a> Scanner<'a, '_> {
             None => return err(p, "unexpected end of input, expected a value"),
         };
         if active != 0 {
-            self.record(active, depth, Value { raw: &b[p..q], kind });
+            self.record(active, depth, Value { raw: &b[p..q], kind })?;
         }
         Ok(q)
     }
 
-    /// Stores `value` for the pointers of `active` that end at `depth`.
-    fn record(&mut self, active: u64, depth: usize, value: Value<'a>) {
+    /// Stores `value` for the pointers of `active` that end at `depth`;
+    /// signals [`FOUND_ALL`] when extraction may stop.
+    fn record(&mut self, active: u64, depth: usize, value: Value<'a>) -> Result<()> {
         let mut m = active;
         while m != 0 {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
             if self.pointers[i].tokens().len() == depth {
+                if self.found[i].is_none() {
+                    self.missing -= 1;
+                }
                 self.found[i] = Some(value);
             }
         }
+        if self.stop_when_found && self.missing == 0 {
+            return err(0, FOUND_ALL);
+        }
+        Ok(())
     }
 
     /// Pointers of `active` that continue into the child named `token`.
@@ -356,7 +395,7 @@ impl<'a> Scanner<'a, '_> {
             };
             let value = Value { raw: &b[start..q], kind };
             if next != 0 && !matches!(kind, Kind::Object | Kind::Array) {
-                self.record(next, depth + 1, value);
+                self.record(next, depth + 1, value)?;
             }
             if depth == 0 {
                 if let Some(members) = self.members.as_deref_mut() {

@@ -116,6 +116,34 @@ fn pointers_match_serde_json() {
 }
 
 #[test]
+fn extraction_stops_once_everything_is_found() {
+    let p: Vec<Pointer> = ["/a", "/b/c"].iter().map(|p| Pointer::parse(p).unwrap()).collect();
+    let mut f = vec![None; 2];
+    extract(br#"{"a":1,"b":{"c":"x"},"z": garbage"#, &p, &mut f).unwrap();
+    assert_eq!((f[0].unwrap().raw(), f[1].unwrap().raw()), (&b"1"[..], &br#""x""#[..]));
+    // Not found: everything is read, and must be valid.
+    extract(br#"{"a":1}"#, &p, &mut f).unwrap();
+    assert!(f[1].is_none());
+    assert!(extract(br#"{"a":1,"zz":tru}"#, &p, &mut f).is_err());
+    // Invalid before the field: an error.
+    assert!(extract(br#"{"x":[1,,2],"a":1}"#, &p[..1], &mut f[..1]).is_err());
+    // Oracle: on valid documents, extract finds what scan finds.
+    let mut rng = Rng(9);
+    let pointers: Vec<Pointer> = ["/a", "/b", "/a/b", "/0"].iter().map(|p| Pointer::parse(p).unwrap()).collect();
+    for _ in 0..3000 {
+        let mut doc = String::new();
+        random_json(&mut rng, 0, &mut doc);
+        if doc.matches("\"a\"").count() > 1 || doc.matches("\"b\"").count() > 1 {
+            continue;
+        }
+        let (mut x, mut y) = (vec![None; 4], vec![None; 4]);
+        extract(doc.as_bytes(), &pointers, &mut x).unwrap();
+        scan(doc.as_bytes(), &pointers, &mut y).unwrap();
+        assert_eq!(x, y, "{doc}");
+    }
+}
+
+#[test]
 fn error_messages_name_the_problem_and_offset() {
     let check = |doc: &str, offset: usize, what: &str| {
         let e = validate(doc.as_bytes()).unwrap_err();
