@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # The candidate entry of shared/bench/run.sh:
 #   bench/bids.sh QUERY INPUT OUTDIR
-# Runs the bench query QUERY (q1, q2) with Weir over the NDJSON file INPUT and
-# writes the result lines into OUTDIR/part-N.txt. q1 and q2 run through the
-# Rust WebAssembly functions of udf-examples/ (currency, auction-filter,
-# project). The first call builds the weir binary and the components
+# Runs the bench query QUERY with Weir over the NDJSON file INPUT and writes
+# the result lines into OUTDIR/part-N.txt:
+#   q1, q2    through the Rust WebAssembly functions of udf-examples/
+#             (currency; auction-filter and project)
+#   q5, q7    event-time windows with builtin aggregates (count; max of price)
+#   q5-wasm   q5 with the `count` WebAssembly aggregator
+# The first call builds the weir binary and the components
 # (WEIR_BENCH_REBUILD=1 forces a rebuild); later calls only run.
 #
 # Knobs: WEIR_PARALLELISM (default: number of CPUs), WEIR_TARGET_DIR
 # (default ~/.cache/weir-target).
 set -euo pipefail
 if [[ $# -ne 3 ]]; then
-    echo "usage: bench/bids.sh QUERY INPUT OUTDIR    (QUERY: q1 q2)" >&2
+    echo "usage: bench/bids.sh QUERY INPUT OUTDIR    (QUERY: q1 q2 q5 q7 q5-wasm)" >&2
     exit 2
 fi
 query=$1 input=$2 outdir=$3
@@ -29,19 +32,33 @@ input=$(cd "$(dirname "$input")" && pwd)/$(basename "$input")
 mkdir -p "$outdir"
 outdir=$(cd "$outdir" && pwd)
 
-# The functions parse the JSON themselves (and refuse what is not a bid), so
-# the source hands them raw lines.
-source="file: { path: \"$input\", format: lines }"
+# q1/q2: the functions parse the JSON themselves (and refuse what is not a
+# bid), so the source hands them raw lines. q5/q7: event time is the bid's
+# `ts`, with watermarks 2 s behind (the spec's bounded out-of-orderness).
+lines="file: { path: \"$input\", format: lines }"
+events="file: { path: \"$input\", format: json }
+  event_time: { field: /ts }
+  watermark: { max_out_of_orderness: 2s }"
+by_auction="  - key_by: { field: /auction }"
 case $query in
-    q1) steps="  - map: { udf: currency@1 }" ;;
-    q2) steps="  - filter: { udf: auction-filter@1, params: { field: auction, modulo: 123 } }
+    q1) source=$lines steps="  - map: { udf: currency@1 }" ;;
+    q2) source=$lines steps="  - filter: { udf: auction-filter@1, params: { field: auction, modulo: 123 } }
   - map: { udf: project@1, params: { fields: \"auction,price\", format: csv } }" ;;
-    *) echo "bench/bids.sh: unknown query $query (q1, q2)" >&2; exit 2 ;;
+    q5) source=$events steps="$by_auction
+  - window: { tumbling: 10s }
+    aggregate: { builtin: count, output: csv }" ;;
+    q7) source=$events steps="$by_auction
+  - window: { sliding: { size: 60s, slide: 10s } }
+    aggregate: { builtin: max, field: /price, output: csv }" ;;
+    q5-wasm) source=$events steps="$by_auction
+  - window: { tumbling: 10s }
+    aggregate: { udf: count@1, params: { output: csv } }" ;;
+    *) echo "bench/bids.sh: unknown query $query (q1, q2, q5, q7, q5-wasm)" >&2; exit 2 ;;
 esac
 manifest=$(mktemp -t "weir-bench-$query.XXXXXX.yaml")
 trap 'rm -f "$manifest"' EXIT
 cat >"$manifest" <<YAML
-name: bench-$query
+name: bench-${query/-/_}
 parallelism: $parallelism
 source:
   $source

@@ -5,4 +5,6 @@ mod bench_queries;
 mod containment;
 mod input_errors;
 mod manifest_errors;
+mod seed_examples;
 mod sources_and_sinks;
+mod windows;

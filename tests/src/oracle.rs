@@ -66,3 +66,81 @@ mod tests {
         assert_eq!(super::q1(&super::bids(42, 1)[0]), "6413,92292,3049.064,1699999998158");
     }
 }
+
+/// The windows `[start, start + size)` (starts aligned to `slide`) containing `ts`.
+pub fn windows_of(ts: i64, size: i64, slide: i64) -> Vec<(i64, i64)> {
+    let last = ts - ts.rem_euclid(slide);
+    let mut out = Vec::new();
+    let mut start = last;
+    while start > ts - size {
+        out.push((start, start + size));
+        start -= slide;
+    }
+    out
+}
+
+/// q5 (`slide == size`, count) or q7 (sliding, max price) lines
+/// `auction,window_end,value`, for bid streams where nothing is late (the
+/// bench generator's jitter stays within the 2 s delay): a plain group-by.
+pub fn windowed(bids: &[String], size: i64, slide: i64, max_price: bool) -> Vec<String> {
+    let mut acc: std::collections::BTreeMap<(u64, i64), u64> = std::collections::BTreeMap::new();
+    for b in bids {
+        let bid: serde_json::Value = serde_json::from_str(b).expect("a bid");
+        let (auction, price, ts) = (field(&bid, "auction"), field(&bid, "price"), field(&bid, "ts") as i64);
+        for (_, end) in windows_of(ts, size, slide) {
+            let e = acc.entry((auction, end)).or_insert(0);
+            *e = if max_price { (*e).max(price) } else { *e + 1 };
+        }
+    }
+    sorted(acc.into_iter().map(|((a, end), v)| format!("{a},{end},{v}")).collect())
+}
+
+/// A record of [`tumbling_with_lateness`]: key, timestamp, value.
+pub type Keyed = (String, i64, i64);
+
+/// Flink's event-time semantics for tumbling windows summing values,
+/// simulated record by record (a watermark after every record, trailing the
+/// largest timestamp by `delay` + 1): the emitted `key,window_end,sum` lines
+/// (a window fires when the watermark reaches its end - 1, and fires again
+/// for every record that still reaches it within `lateness`) and the late
+/// records (those whose window was already cleaned up).
+pub fn tumbling_with_lateness(records: &[Keyed], size: i64, delay: i64, lateness: i64) -> (Vec<String>, Vec<Keyed>) {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut acc: BTreeMap<(i64, String), i64> = BTreeMap::new();
+    let mut fired: BTreeSet<i64> = BTreeSet::new();
+    let (mut out, mut late) = (Vec::new(), Vec::new());
+    let (mut wm, mut max_ts) = (i64::MIN, i64::MIN);
+    let mut advance =
+        |wm: i64, acc: &mut BTreeMap<(i64, String), i64>, fired: &mut BTreeSet<i64>, out: &mut Vec<String>| {
+            for ((end, k), v) in acc.iter() {
+                if end - 1 <= wm && !fired.contains(end) {
+                    out.push(format!("{k},{end},{v}"));
+                }
+            }
+            let due: Vec<i64> = acc.keys().map(|(e, _)| *e).filter(|e| e - 1 <= wm).collect();
+            fired.extend(due);
+            acc.retain(|(end, _), _| end - 1 + lateness > wm);
+            fired.retain(|end| end - 1 + lateness > wm);
+        };
+    for (k, ts, v) in records {
+        let start = ts - ts.rem_euclid(size);
+        let end = start + size;
+        if end - 1 + lateness <= wm {
+            late.push((k.clone(), *ts, *v));
+        } else {
+            let sum = acc.entry((end, k.clone())).or_insert(0);
+            *sum += v;
+            if end - 1 <= wm {
+                out.push(format!("{k},{end},{sum}"));
+                fired.insert(end);
+            }
+        }
+        max_ts = max_ts.max(*ts);
+        if max_ts - delay - 1 > wm {
+            wm = max_ts - delay - 1;
+            advance(wm, &mut acc, &mut fired, &mut out);
+        }
+    }
+    advance(i64::MAX, &mut acc, &mut fired, &mut out);
+    (sorted(out), late)
+}

@@ -241,6 +241,9 @@ impl ChainBuilder<'_> {
                 StepKind::KeyBy(KeyBySpec::Field(p)) => {
                     Box::new(KeyByField::new(p.clone(), self.ctx(step.label(), subtask, &metrics)))
                 }
+                StepKind::KeyBy(KeyBySpec::RecordKey) => {
+                    Box::new(RequireKey::new(self.ctx(step.label(), subtask, &metrics)))
+                }
                 StepKind::KeyBy(KeyBySpec::Udf(u)) => {
                     let call = self.udf_step(step, u, subtask);
                     chain.push(ChainOp { op: Box::new(call), metrics: metrics.clone() });

@@ -150,6 +150,7 @@ impl StepSpec {
             StepKind::Udf(u) | StepKind::Process(u) => format!("{} {}", u.function.step_name(), u.udf),
             StepKind::KeyBy(KeyBySpec::Field(p)) => format!("key_by {p}"),
             StepKind::KeyBy(KeyBySpec::Udf(u)) => format!("key_by {}", u.udf),
+            StepKind::KeyBy(KeyBySpec::RecordKey) => "key_by record key".to_string(),
             StepKind::Window(w) => format!("window {} {}", w.kind.name(), w.aggregate.name()),
         };
         match &self.name {
@@ -388,6 +389,8 @@ impl Default for Limits {
 pub enum KeyBySpec {
     /// A field of the JSON value.
     Field(Pointer),
+    /// The key the record already has (set by an earlier function).
+    RecordKey,
     /// A map function that sets each record's key.
     Udf(UdfStepSpec),
 }
@@ -482,7 +485,7 @@ impl Manifest {
         self.steps.iter().filter_map(|s| match &s.kind {
             StepKind::Udf(u) | StepKind::KeyBy(KeyBySpec::Udf(u)) | StepKind::Process(u) => Some((s, u)),
             StepKind::Window(WindowStepSpec { aggregate: AggregateSpec::Udf(u), .. }) => Some((s, u)),
-            StepKind::KeyBy(KeyBySpec::Field(_)) | StepKind::Window(_) => None,
+            StepKind::KeyBy(KeyBySpec::Field(_) | KeyBySpec::RecordKey) | StepKind::Window(_) => None,
         })
     }
 

@@ -171,6 +171,7 @@ struct RawUdfStep {
 #[serde(deny_unknown_fields)]
 struct RawKeyBy {
     field: Option<String>,
+    record_key: Option<bool>,
     udf: Option<String>,
     #[serde(default)]
     params: Mapping,
@@ -550,6 +551,15 @@ fn step(index: usize, v: Value, defaults: Limits, event_time: bool) -> Result<St
         "key_by" => {
             let r: RawKeyBy = typed(body, &inner)?;
             match (r.field, r.udf) {
+                (None, None) if r.record_key == Some(true) => {
+                    if !r.params.is_empty() || r.on_error.is_some() || r.limits.is_some() {
+                        return Err(ManifestError::new(&inner, "`params`, `on_error` and `limits` only apply to a key_by `udf`"));
+                    }
+                    StepKind::KeyBy(KeyBySpec::RecordKey)
+                }
+                _ if r.record_key.is_some() => {
+                    return Err(ManifestError::new(&inner, "give exactly one of `field`, `udf` or `record_key: true`"));
+                }
                 (Some(f), None) => {
                     if !r.params.is_empty() || r.on_error.is_some() || r.limits.is_some() {
                         return Err(ManifestError::new(
@@ -573,7 +583,7 @@ fn step(index: usize, v: Value, defaults: Limits, event_time: bool) -> Result<St
                 _ => {
                     return Err(ManifestError::new(
                         &inner,
-                        "give exactly one of `field` (a JSON pointer such as /user) or `udf` (NAME@VERSION)",
+                        "give exactly one of `field` (a JSON pointer such as /user), `udf` (NAME@VERSION) or `record_key: true` (the key an earlier function set)",
                     ))
                 }
             }

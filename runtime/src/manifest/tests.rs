@@ -110,6 +110,15 @@ fn errors_name_the_place_and_the_fix() {
         "unknown policy `ignore`",
     );
     check_err(&with_steps("  - key_by: {}"), "steps[0].key_by", "give exactly one of `field`");
+    check_err(
+        &with_steps("  - key_by: { field: /a, record_key: true }"),
+        "steps[0].key_by",
+        "exactly one of `field`, `udf` or `record_key: true`",
+    );
+    assert!(matches!(
+        parse(&with_steps("  - key_by: { record_key: true }")).unwrap().steps[0].kind,
+        StepKind::KeyBy(KeyBySpec::RecordKey)
+    ));
     check_err(&with_steps("  - key_by: { field: auction }"), "steps[0].key_by.field", "is not a JSON pointer");
     check_err(&with_steps("  - window: { tumbling: 10s }"), "steps[0]", "a `window` step needs an `aggregate`");
     check_err(

@@ -64,9 +64,7 @@ impl Operator for RequireKey {
         for r in batch.iter() {
             match r.key {
                 Some(_) => keyed.push_record(&r),
-                None => {
-                    self.ctx.dead_letter("missing_key", "the key_by function returned a record without a key", &r)?
-                }
+                None => self.ctx.dead_letter("missing_key", "the record has no key to partition by", &r)?,
             }
         }
         if !keyed.is_empty() {

@@ -53,6 +53,12 @@ fn by_key(
     Ok(keys)
 }
 
+/// How a count or global window that fired at `ts` is named to aggregators
+/// (see `window` in `wit/types.wit`): no start, and `end - 1 = ts`.
+fn fired_window(ts: i64) -> TimeWindow {
+    TimeWindow { start: i64::MIN, end: ts.saturating_add(1) }
+}
+
 fn read_count(state: &dyn StateBackend, ns: &Namespace, key: &[u8]) -> u64 {
     state.get(ns, key).map_or(0, |b| u64::from_le_bytes(b[..8].try_into().expect("8 bytes")))
 }
@@ -152,7 +158,7 @@ impl Operator for CountWindows {
             .into_iter()
             .zip(&firings)
             .filter_map(|(g, (_, _, ts))| {
-                g.acc.map(|acc| Fired { state_key: g.state_key, window: TimeWindow::GLOBAL, acc, timestamp: *ts })
+                g.acc.map(|acc| Fired { state_key: g.state_key, window: fired_window(*ts), acc, timestamp: *ts })
             })
             .collect();
         emit(&mut self.aggregation, &fired, out, &self.cx)
@@ -229,7 +235,7 @@ impl Operator for GlobalWindows {
                         let ts = records[*g.records.last().expect("non-empty segment")].timestamp;
                         fired.push(Fired {
                             state_key: run.key.clone(),
-                            window: TimeWindow::GLOBAL,
+                            window: fired_window(ts),
                             acc: acc.clone(),
                             timestamp: ts,
                         });

@@ -14,11 +14,13 @@ use syn::{parse_macro_input, spanned::Spanned, Item, ItemFn, ItemImpl, Type};
 /// The `weir:udf` WIT package, next to this crate in the repository.
 const WIT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../wit");
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Map,
     Filter,
     FlatMap,
+    Aggregate,
+    Process,
 }
 
 impl Kind {
@@ -27,6 +29,8 @@ impl Kind {
             Kind::Map => "map",
             Kind::Filter => "filter",
             Kind::FlatMap => "flat_map",
+            Kind::Aggregate => "aggregate",
+            Kind::Process => "process",
         }
     }
 
@@ -35,6 +39,8 @@ impl Kind {
             Kind::Map => "Map",
             Kind::Filter => "Filter",
             Kind::FlatMap => "FlatMap",
+            Kind::Aggregate => "Aggregate",
+            Kind::Process => "Process",
         }
     }
 
@@ -54,6 +60,8 @@ impl Kind {
                 "a #[weir_sdk::flat_map] function takes `(record: &Record, out: &mut Emitter)` and \
                  returns `Result<()>`; or put the attribute on an `impl weir_sdk::FlatMap for YourType`"
             }
+            Kind::Aggregate => "#[weir_sdk::aggregate] goes on an `impl weir_sdk::Aggregate for YourType`",
+            Kind::Process => "#[weir_sdk::process] goes on an `impl weir_sdk::Process for YourType`",
         }
     }
 }
@@ -74,6 +82,18 @@ pub fn filter(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn flat_map(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(Kind::FlatMap, attr, parse_macro_input!(item as Item))
+}
+
+/// Exports a window aggregate (world `weir:udf/aggregate-function`).
+#[proc_macro_attribute]
+pub fn aggregate(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand(Kind::Aggregate, attr, parse_macro_input!(item as Item))
+}
+
+/// Exports a keyed process function (world `weir:udf/process-function`).
+#[proc_macro_attribute]
+pub fn process(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand(Kind::Process, attr, parse_macro_input!(item as Item))
 }
 
 fn expand(kind: Kind, attr: TokenStream, item: Item) -> TokenStream {
@@ -117,7 +137,7 @@ fn from_fn(kind: Kind, f: &ItemFn) -> syn::Result<(Tokens, Type)> {
             }
         },
         (Kind::FlatMap, 2) => quote! {
-            fn flat_map(&self, r: &::weir_sdk::Record<'_>, out: &mut ::weir_sdk::Emitter<'_, '_>) -> ::weir_sdk::Result<()> {
+            fn flat_map(&self, r: &::weir_sdk::Record<'_>, out: &mut ::weir_sdk::Emitter<'_>) -> ::weir_sdk::Result<()> {
                 #user(r, out)
             }
         },
@@ -161,6 +181,14 @@ fn exports(kind: Kind, ty: &Type) -> Tokens {
             return syn::Error::new(Span::call_site(), msg).to_compile_error();
         }
     };
+    let keyed_imports = if kind == Kind::Process {
+        quote! {
+            "weir:udf/state@0.1.0": ::weir_sdk::__private::bindings::weir::udf::state,
+            "weir:udf/timers@0.1.0": ::weir_sdk::__private::bindings::weir::udf::timers,
+        }
+    } else {
+        Tokens::new()
+    };
     let (world, guest_impl) = match kind {
         Kind::Map => (
             "weir:udf/map-function",
@@ -195,6 +223,44 @@ fn exports(kind: Kind, ty: &Type) -> Tokens {
                 }
             },
         ),
+        Kind::Aggregate => (
+            "weir:udf/aggregate-function",
+            quote! {
+                impl bindings::exports::weir::udf::aggregator::Guest for Export {
+                    fn create() -> ::core::result::Result<::std::vec::Vec<u8>, types::UdfError> {
+                        ::weir_sdk::__private::aggregate_create::<#ty>(&SLOT)
+                    }
+                    fn add(groups: ::std::vec::Vec<u8>)
+                        -> ::core::result::Result<bindings::exports::weir::udf::aggregator::Added, types::UdfError>
+                    {
+                        let (accumulators, rejected) = ::weir_sdk::__private::aggregate_add::<#ty>(&SLOT, groups)?;
+                        ::core::result::Result::Ok(bindings::exports::weir::udf::aggregator::Added { accumulators, rejected })
+                    }
+                    fn merge(a: ::std::vec::Vec<u8>, b: ::std::vec::Vec<u8>) -> ::core::result::Result<::std::vec::Vec<u8>, types::UdfError> {
+                        ::weir_sdk::__private::aggregate_merge::<#ty>(&SLOT, a, b)
+                    }
+                    fn finish(fired: ::std::vec::Vec<u8>) -> ::core::result::Result<::std::vec::Vec<u8>, types::UdfError> {
+                        ::weir_sdk::__private::aggregate_finish::<#ty>(&SLOT, fired)
+                    }
+                }
+            },
+        ),
+        Kind::Process => (
+            "weir:udf/process-function",
+            quote! {
+                impl bindings::exports::weir::udf::processor::Guest for Export {
+                    fn process(groups: ::std::vec::Vec<u8>)
+                        -> ::core::result::Result<bindings::exports::weir::udf::processor::Processed, types::UdfError>
+                    {
+                        let (results, rejected) = ::weir_sdk::__private::process::<#ty>(&SLOT, groups)?;
+                        ::core::result::Result::Ok(bindings::exports::weir::udf::processor::Processed { results, rejected })
+                    }
+                    fn on_timer(fired: ::std::vec::Vec<u8>) -> ::core::result::Result<::std::vec::Vec<u8>, types::UdfError> {
+                        ::weir_sdk::__private::on_timer::<#ty>(&SLOT, fired)
+                    }
+                }
+            },
+        ),
     };
     let trait_ident = syn::Ident::new(kind.trait_name(), Span::call_site());
     quote! {
@@ -211,6 +277,7 @@ fn exports(kind: Kind, ty: &Type) -> Tokens {
                     with: {
                         "weir:udf/types@0.1.0": ::weir_sdk::__private::bindings::weir::udf::types,
                         "weir:udf/host@0.1.0": ::weir_sdk::__private::bindings::weir::udf::host,
+                        #keyed_imports
                     },
                     runtime_path: "::weir_sdk::__private::wit_bindgen::rt",
                 });

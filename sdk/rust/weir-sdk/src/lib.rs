@@ -69,22 +69,26 @@
 
 #[doc(hidden)]
 pub mod bindings;
+mod codec;
 mod error;
 mod functions;
 mod glue;
 mod host;
+mod keyed;
 mod output;
 mod params;
 mod record;
 
 pub use bindings::weir::udf::types::Level;
+pub use codec::{from_bytes, to_bytes, Codec};
 pub use error::{Error, ErrorKind, Result};
-pub use functions::{Filter, FlatMap, Map};
+pub use functions::{Aggregate, Filter, FlatMap, Map, Process, Window};
 pub use host::{current_watermark, debug, error, info, log, warn};
+pub use keyed::Context;
 pub use output::{Emitter, IntoValue, Output};
 pub use params::Params;
 pub use record::Record;
-pub use weir_sdk_macros::{filter, flat_map, map};
+pub use weir_sdk_macros::{aggregate, filter, flat_map, map, process};
 
 /// Zero-copy JSON reading (`Object::parse(record.value())?.u64("field")?`).
 pub use weir_json as json;

@@ -121,46 +121,67 @@ impl IntoValue for &str {
     }
 }
 
-/// Emits the output records of one input record in a `flat_map`.
-pub struct Emitter<'a, 'b> {
-    input: &'a RecordRef<'b>,
+/// What emitted records get unless set otherwise: an input record's key,
+/// timestamp and headers, or a key and a time (timers, windows).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Defaults<'a> {
+    pub(crate) timestamp: i64,
+    pub(crate) key: Option<&'a [u8]>,
+    pub(crate) headers: &'a [u8],
+}
+
+impl<'a> Defaults<'a> {
+    pub(crate) fn of(r: &RecordRef<'a>) -> Self {
+        Defaults { timestamp: r.timestamp, key: r.key, headers: r.raw_headers }
+    }
+
+    pub(crate) fn record(&self) -> RecordRef<'a> {
+        RecordRef { timestamp: self.timestamp, key: self.key, value: &[], raw_headers: self.headers }
+    }
+}
+
+/// Emits output records (`flat_map`, `process`): each starts from the input
+/// record's key, timestamp and headers (a timer's key and time in `on_timer`).
+pub struct Emitter<'a> {
+    defaults: Defaults<'a>,
     batch: &'a mut BatchWriter,
     scratch: &'a mut Output,
     emitted: usize,
 }
 
-impl<'a, 'b> Emitter<'a, 'b> {
-    pub(crate) fn new(input: &'a RecordRef<'b>, batch: &'a mut BatchWriter, scratch: &'a mut Output) -> Self {
-        Emitter { input, batch, scratch, emitted: 0 }
+impl<'a> Emitter<'a> {
+    pub(crate) fn new(defaults: Defaults<'a>, batch: &'a mut BatchWriter, scratch: &'a mut Output) -> Self {
+        Emitter { defaults, batch, scratch, emitted: 0 }
     }
 
-    /// Emits a record with this value and the input's key, timestamp and headers.
+    /// Emits a record with this value (and the default key, timestamp and headers).
     pub fn emit(&mut self, value: impl AsRef<[u8]>) {
-        self.batch.push_with_headers(self.input.timestamp, self.input.key, value.as_ref(), self.input.raw_headers);
+        let d = self.defaults;
+        self.batch.push_with_headers(d.timestamp, d.key, value.as_ref(), d.headers);
         self.emitted += 1;
     }
 
-    /// Emits a record with this key and value (and the input's timestamp and headers).
+    /// Emits a record with this key and value.
     pub fn emit_keyed(&mut self, key: &[u8], value: impl AsRef<[u8]>) {
-        self.batch.push_with_headers(self.input.timestamp, Some(key), value.as_ref(), self.input.raw_headers);
+        let d = self.defaults;
+        self.batch.push_with_headers(d.timestamp, Some(key), value.as_ref(), d.headers);
         self.emitted += 1;
     }
 
-    /// Emits a record built by `build` (which starts from the input's key,
-    /// timestamp and headers with an empty value).
+    /// Emits a record built by `build` (which starts from the defaults with an empty value).
     pub fn emit_with(&mut self, build: impl FnOnce(&mut Output)) {
         self.scratch.reset();
         build(self.scratch);
-        self.scratch.push_into(self.input, self.batch);
+        self.scratch.push_into(&self.defaults.record(), self.batch);
         self.emitted += 1;
     }
 
-    /// The input record the outputs are derived from.
-    pub fn input(&self) -> &RecordRef<'b> {
-        self.input
+    /// The timestamp emitted records get by default.
+    pub fn timestamp(&self) -> i64 {
+        self.defaults.timestamp
     }
 
-    /// Records emitted so far for this input.
+    /// Records emitted so far.
     pub fn emitted(&self) -> usize {
         self.emitted
     }
