@@ -96,7 +96,7 @@ fn ctrl_c_stops_an_endless_source_and_drains() -> anyhow::Result<()> {
         "p.yaml",
         "name: endless\nparallelism: 2\nsource:\n  bids: { rate: 2000 }\nsteps:\n  - map: { udf: currency@1 }\nsink:\n  file: { dir: out }\n",
     );
-    let mut child = std::process::Command::new(weir_tests::weir_bin())
+    let child = std::process::Command::new(weir_tests::weir_bin())
         .args(["run", manifest.to_str().unwrap_or_default()])
         .env("WEIR_UDF_DIR", weir_tests::udf_dir())
         .stderr(std::process::Stdio::piped())

@@ -154,3 +154,16 @@ fn an_idle_subtask_stops_holding_the_watermark_back() -> anyhow::Result<()> {
     assert_eq!(first.ok().as_deref(), Some("a,10000,1\n"));
     Ok(())
 }
+
+#[test]
+fn event_time_from_a_function() -> anyhow::Result<()> {
+    let s = Scratch::new();
+    // `at` is the event time; 5 s tumbling windows; one record is malformed.
+    s.write("in.ndjson", "{\"k\":\"a\",\"at\":1000}\n{\"k\":\"a\",\"at\":4999}\n{\"k\":\"b\",\"at\":5000}\n{\"k\":\"a\",\"at\":\"soon\"}\n{\"k\":\"a\",\"at\":12000}\n");
+    s.run("name: stamped\nsource:\n  file: { path: in.ndjson, format: lines }\n  event_time: { udf: stamp@1 }\nsteps:\n  - key_by: { field: /k }\n  - window: { tumbling: 5s }\n    aggregate: { builtin: count, output: csv }\nsink:\n  file: { path: out.csv }\ndead_letter:\n  file: { path: dlq.ndjson }\n").ok()?;
+    assert_eq!(sorted_lines(&s.join("out.csv"))?, ["a,15000,1", "a,5000,2", "b,10000,1"]);
+    let dlq = dead_letters(&s.join("dlq.ndjson"))?;
+    assert_eq!(dlq.len(), 1);
+    assert!(dlq[0]["step"].as_str().is_some_and(|x| x.ends_with("event_time")), "{}", dlq[0]);
+    Ok(())
+}

@@ -55,18 +55,6 @@ pub fn sorted(mut lines: Vec<String>) -> Vec<String> {
     lines
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn first_bid_of_seed_42_matches_the_spec_example() {
-        assert_eq!(
-            super::bids(42, 1)[0],
-            r#"{"auction":6413,"bidder":92292,"price":3358,"channel":"Direct","url":"https://www.example.com/a/6413/09bc585a","ts":1699999998158}"#
-        );
-        assert_eq!(super::q1(&super::bids(42, 1)[0]), "6413,92292,3049.064,1699999998158");
-    }
-}
-
 /// The windows `[start, start + size)` (starts aligned to `slide`) containing `ts`.
 pub fn windows_of(ts: i64, size: i64, slide: i64) -> Vec<(i64, i64)> {
     let last = ts - ts.rem_euclid(slide);
@@ -110,7 +98,7 @@ pub fn tumbling_with_lateness(records: &[Keyed], size: i64, delay: i64, lateness
     let mut fired: BTreeSet<i64> = BTreeSet::new();
     let (mut out, mut late) = (Vec::new(), Vec::new());
     let (mut wm, mut max_ts) = (i64::MIN, i64::MIN);
-    let mut advance =
+    let advance =
         |wm: i64, acc: &mut BTreeMap<(i64, String), i64>, fired: &mut BTreeSet<i64>, out: &mut Vec<String>| {
             for ((end, k), v) in acc.iter() {
                 if end - 1 <= wm && !fired.contains(end) {
@@ -143,4 +131,16 @@ pub fn tumbling_with_lateness(records: &[Keyed], size: i64, delay: i64, lateness
     }
     advance(i64::MAX, &mut acc, &mut fired, &mut out);
     (sorted(out), late)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn first_bid_of_seed_42_matches_the_spec_example() {
+        assert_eq!(
+            super::bids(42, 1)[0],
+            r#"{"auction":6413,"bidder":92292,"price":3358,"channel":"Direct","url":"https://www.example.com/a/6413/09bc585a","ts":1699999998158}"#
+        );
+        assert_eq!(super::q1(&super::bids(42, 1)[0]), "6413,92292,3049.064,1699999998158");
+    }
 }

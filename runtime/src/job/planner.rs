@@ -27,7 +27,9 @@ use crate::operator::process::{Process, ProcessAccess};
 use crate::operator::udf::UdfStep;
 use crate::operator::window::aggregation::{Aggregation, UdfAggregate};
 use crate::operator::window::builtin::Builtin;
-use crate::operator::window::{CountWindows, GlobalWindows, SessionWindows, TimeDomain, TimeWindows, WindowContext};
+use crate::operator::window::{
+    CountWindows, GlobalWindows, SessionWindows, SlicedWindows, TimeDomain, TimeWindows, WindowContext,
+};
 use crate::operator::{DeadLetters, Operator, StepContext, StepMetrics};
 use crate::state::MemoryBackend;
 use crate::time::BoundedOutOfOrderness;
@@ -47,6 +49,10 @@ const CHANNEL_CAPACITY: usize = 8;
 const TIMESTAMP_STEP: usize = usize::MAX;
 
 type Metrics = Vec<(String, Arc<StepMetrics>)>;
+
+/// Started function instances per step (by step index), one per subtask,
+/// with the state and timers of `process` functions.
+type Instances = HashMap<usize, Vec<(WasmUdf, Option<Arc<ProcessAccess>>)>>;
 
 fn ms(d: Duration) -> i64 {
     d.as_millis() as i64
@@ -81,7 +87,7 @@ pub(super) fn plan(m: &Manifest, host: &WasmHost, catalog: &dyn UdfCatalog) -> R
 
     // 3. One started instance per function and subtask (init has run);
     // process functions get their state and timers now, for their imports.
-    let mut instances: HashMap<usize, Vec<(WasmUdf, Option<Arc<ProcessAccess>>)>> = HashMap::new();
+    let mut instances: Instances = HashMap::new();
     for (index, label, u) in &functions {
         let mut per_subtask = Vec::with_capacity(p as usize);
         for subtask in 0..p {
@@ -186,7 +192,7 @@ struct ChainBuilder<'a> {
     source_metrics: Arc<StepMetrics>,
     ts_metrics: Arc<StepMetrics>,
     ts_label: String,
-    instances: HashMap<usize, Vec<(WasmUdf, Option<Arc<ProcessAccess>>)>>,
+    instances: Instances,
 }
 
 impl ChainBuilder<'_> {
@@ -299,6 +305,13 @@ impl ChainBuilder<'_> {
                 state,
                 cx,
             )),
+            // Builtins merge: a sliding window is computed from panes (one update per record).
+            WindowKind::Sliding { size, slide, offset }
+                if matches!(w.aggregate, AggregateSpec::Builtin { .. }) && ms(size) % ms(slide) == 0 =>
+            {
+                let Aggregation::Builtin(b) = aggregation else { unreachable!("checked above") };
+                Box::new(SlicedWindows::new(ms(size), ms(slide), ms(offset), b, state, cx))
+            }
             WindowKind::Sliding { size, slide, offset } => Box::new(TimeWindows::new(
                 Assigner::Sliding { size: ms(size), slide: ms(slide), offset: ms(offset) },
                 aggregation,

@@ -787,7 +787,8 @@ fn window(body: Value, aggregate: AggregateSpec, event_time: bool, at: &str) -> 
             parse_duration(&text).map_err(|e| ManifestError::new(format!("{at}.allowed_lateness"), e))?
         }
     };
-    if !allowed_lateness.is_zero() && !(kind.is_time() && time == TimeMode::Event) {
+    let event_time_windows = kind.is_time() && time == TimeMode::Event;
+    if !allowed_lateness.is_zero() && !event_time_windows {
         return Err(ManifestError::new(format!("{at}.allowed_lateness"), "only event-time windows have late records"));
     }
     if !kind.is_time() && get(&map, "time").is_some() {

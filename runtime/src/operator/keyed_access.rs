@@ -3,6 +3,9 @@
 //! it; the wasm host calls it. Writes are buffered and applied only if the
 //! call succeeds, so a call that traps leaves no trace and can be retried.
 
+/// The entries of a map state: field and value pairs.
+pub type MapEntries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Keyed state and timers reachable from inside a call. Every method takes
 /// the key it works on, which must be one of the keys of the call in progress.
 pub trait KeyedAccess: Send + Sync {
@@ -19,7 +22,7 @@ pub trait KeyedAccess: Send + Sync {
     /// Removes an entry of the map `name` of `key`.
     fn map_remove(&self, key: &[u8], name: &str, field: &[u8]) -> Result<(), String>;
     /// Every entry of the map `name` of `key`, ordered by field.
-    fn map_entries(&self, key: &[u8], name: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String>;
+    fn map_entries(&self, key: &[u8], name: &str) -> Result<MapEntries, String>;
     /// The items of the list `name` of `key`, oldest first.
     fn list_get(&self, key: &[u8], name: &str) -> Result<Vec<Vec<u8>>, String>;
     /// Appends to the list `name` of `key`.

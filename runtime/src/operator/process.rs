@@ -223,9 +223,12 @@ impl Operator for Process {
         let mut sk = Vec::new();
         for (i, r) in records.iter().enumerate() {
             let Some(k) = r.key else {
-                return Err(self.ctx.error(
-                    "a process step received a record without a key (process steps need a key_by before them)",
-                ));
+                self.ctx.dead_letter(
+                    "missing_key",
+                    "a keyed step received a record without a key (an earlier function dropped it?)",
+                    r,
+                )?;
+                continue;
             };
             state_key(key_group(k, self.max_parallelism), k, &mut sk);
             let at = *index.entry(sk.clone()).or_insert_with(|| {

@@ -221,7 +221,7 @@ impl KeyedAccess for ProcessAccess {
         Ok(())
     }
 
-    fn map_entries(&self, key: &[u8], name: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+    fn map_entries(&self, key: &[u8], name: &str) -> Result<crate::operator::keyed_access::MapEntries, String> {
         let s = self.lock();
         let sk = s.key(key)?;
         Ok(decode_map(s.read(s.ns(name), &sk)).into_iter().collect())

@@ -276,3 +276,6 @@ impl UdfAggregate {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

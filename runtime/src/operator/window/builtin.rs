@@ -199,6 +199,13 @@ impl Builtin {
         out
     }
 
+    /// Merges `other` into `acc` in place.
+    pub fn merge_into(&self, acc: &mut StateValue, other: &[u8]) {
+        let merged = self.merge(acc, other);
+        acc.clear();
+        acc.extend_from_slice(&merged);
+    }
+
     /// The result an accumulator stands for.
     pub fn result(&self, acc: &[u8]) -> Num {
         match self.kind {

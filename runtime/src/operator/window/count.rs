@@ -23,21 +23,19 @@ const ACC: u32 = 0;
 const BUFFER: u32 = 1;
 const COUNT: u32 = 2;
 
+/// Records by state key, in order of first appearance.
+type ByKey = Vec<(Vec<u8>, Vec<usize>)>;
+
 /// Each key's records of a batch, in arrival order (records refused by the
 /// aggregate's field extraction are dead-lettered here).
-fn by_key(
-    records: &[RecordRef<'_>],
-    aggregation: &Aggregation,
-    cx: &WindowContext,
-) -> Result<Vec<(Vec<u8>, Vec<usize>)>, OperatorError> {
-    let mut keys: Vec<(Vec<u8>, Vec<usize>)> = Vec::new();
+fn by_key(records: &[RecordRef<'_>], aggregation: &Aggregation, cx: &WindowContext) -> Result<ByKey, OperatorError> {
+    let mut keys: ByKey = Vec::new();
     let mut index: FxHashMap<Vec<u8>, usize> = FxHashMap::default();
     let mut skey = Vec::new();
     for (i, r) in records.iter().enumerate() {
         let Some(k) = r.key else {
-            return Err(cx
-                .step
-                .error("a window step received a record without a key (window steps need a key_by before them)"));
+            cx.missing_key(r)?;
+            continue;
         };
         if let Err(reason) = aggregation.value_of(r) {
             cx.step.dead_letter("invalid_input", &reason, r)?;

@@ -10,10 +10,12 @@ pub mod aggregation;
 pub mod builtin;
 mod count;
 mod sessions;
+mod sliced;
 mod time_windows;
 
 pub use count::{CountWindows, GlobalWindows};
 pub use sessions::SessionWindows;
+pub use sliced::SlicedWindows;
 pub use time_windows::TimeWindows;
 
 use super::{DeadLetter, DeadLetters, OperatorError, StepContext, StepMetrics};
@@ -50,6 +52,15 @@ pub struct WindowContext {
 }
 
 impl WindowContext {
+    /// Dead-letters a record that reached a keyed step without a key.
+    pub fn missing_key(&self, record: &RecordRef<'_>) -> Result<(), OperatorError> {
+        self.step.dead_letter(
+            "missing_key",
+            "a keyed step received a record without a key (an earlier function dropped it?)",
+            record,
+        )
+    }
+
     /// Sends a record that arrived after its windows closed to the late output.
     pub fn late(&self, record: &RecordRef<'_>, watermark: Timestamp) -> Result<(), OperatorError> {
         StepMetrics::add(&self.step.metrics.late, 1);

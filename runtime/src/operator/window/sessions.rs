@@ -134,10 +134,8 @@ impl Operator for SessionWindows {
         let mut skey = Vec::new();
         for (i, r) in records.iter().enumerate() {
             let Some(k) = r.key else {
-                return Err(self
-                    .cx
-                    .step
-                    .error("a window step received a record without a key (window steps need a key_by before them)"));
+                self.cx.missing_key(r)?;
+                continue;
             };
             if let Err(reason) = self.aggregation.value_of(r) {
                 self.cx.step.dead_letter("invalid_input", &reason, r)?;

@@ -111,6 +111,23 @@ fn drive(op: &mut dyn Operator, records: &[Rec], delay: i64, rng: &mut Rng) -> (
     (out, sizes)
 }
 
+/// Feeds `records` in the batches `sizes` (as [`drive`] chose them).
+fn replay(op: &mut dyn Operator, records: &[Rec], sizes: &[usize], delay: i64) -> Vec<Batch> {
+    let (mut out, mut max_ts, mut wm, mut at) = (Vec::new(), i64::MIN, i64::MIN, 0);
+    for &n in sizes {
+        let chunk = &records[at..at + n];
+        op.process(to_batch(chunk), &mut out).unwrap();
+        max_ts = chunk.iter().map(|r| r.1).max().unwrap().max(max_ts);
+        if max_ts - delay - 1 > wm {
+            wm = max_ts - delay - 1;
+            op.on_watermark(wm, &mut out).unwrap();
+        }
+        at += n;
+    }
+    op.on_watermark(Timestamp::MAX, &mut out).unwrap();
+    out
+}
+
 fn late_of(c: &Collected) -> Vec<(String, i64, i64)> {
     let mut v: Vec<(String, i64, i64)> =
         c.0.lock()
@@ -222,6 +239,25 @@ fn tumbling_and_sliding_windows_match_the_oracle() {
         assert_eq!(late_of(&late), want_late, "case {case}: late records");
         assert!(dead.0.lock().unwrap().is_empty());
         assert!(op.state.is_empty(), "case {case}: every window is cleaned up at the end");
+        // The same stream, batches and watermarks through the pane-based operator.
+        let (late2, dead2) = (Arc::new(Collected::default()), Arc::new(Collected::default()));
+        let Aggregation::Builtin(b) = sum() else { unreachable!() };
+        let mut sliced = SlicedWindows::new(
+            size,
+            slide,
+            0,
+            b,
+            Box::new(MemoryBackend::new()),
+            context(lateness, late2.clone(), dead2.clone()),
+        );
+        let out2 = replay(&mut sliced, &records, &sizes, delay);
+        assert_eq!(
+            lines(&out2),
+            want_out,
+            "case {case} (panes): size {size} slide {slide} delay {delay} lateness {lateness}"
+        );
+        assert_eq!(late_of(&late2), want_late, "case {case} (panes): late records");
+        assert!(sliced.state.is_empty(), "case {case} (panes): every pane is cleaned up at the end");
         late_seen += want_late.len();
         let distinct: BTreeSet<String> = want_out.iter().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect();
         refired += want_out.len() - distinct.len();

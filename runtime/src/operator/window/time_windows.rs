@@ -146,10 +146,8 @@ impl Operator for TimeWindows {
         let mut group_of: FxHashMap<(TimeWindow, Vec<u8>), usize> = FxHashMap::default();
         for (i, r) in records.iter().enumerate() {
             let Some(k) = r.key else {
-                return Err(self
-                    .cx
-                    .step
-                    .error("a window step received a record without a key (window steps need a key_by before them)"));
+                self.cx.missing_key(r)?;
+                continue;
             };
             let value = match self.aggregation.value_of(r) {
                 Ok(v) => v,
