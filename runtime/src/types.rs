@@ -27,6 +27,15 @@ impl TimeWindow {
     pub const GLOBAL: TimeWindow = TimeWindow { start: Timestamp::MIN, end: Timestamp::MAX };
 }
 
+/// The event times Weir accepts: ±2^53 ms (about ±285,000 years), which
+/// JSON numbers carry exactly and window arithmetic never overflows.
+pub const MAX_EVENT_TIME: Timestamp = 1 << 53;
+
+/// Whether `ts` is an accepted event time.
+pub fn event_time_in_range(ts: Timestamp) -> bool {
+    (-MAX_EVENT_TIME..=MAX_EVENT_TIME).contains(&ts)
+}
+
 /// Identifies one checkpoint of a pipeline; increases by one per checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CheckpointId(pub u64);

@@ -72,6 +72,19 @@ fn the_fail_policy_stops_the_pipeline_with_the_cause() {
 }
 
 #[test]
+fn a_failed_step_does_not_flush_open_windows_as_final() {
+    // Open windows downstream of a failed step hold partial results: the
+    // window step must fail with the pipeline rather than fire them at the
+    // end of its (cut-off) input.
+    let s = Scratch::new();
+    s.write("in.txt", "{\"k\":\"a\"}\n{\"k\":\"a\"}\nPANIC now\n{\"k\":\"a\"}\n");
+    let run = s.run("name: cut\nbatch_size: 1\nsource:\n  file: { path: in.txt, format: lines }\nsteps:\n  - map: { udf: evil@1, on_error: fail }\n  - key_by: { field: /k }\n  - window: { tumbling: 1h, time: processing }\n    aggregate: { builtin: count, output: csv }\nsink:\n  file: { path: out.csv }\n");
+    assert_eq!(run.code(), Some(1), "{}", run.stderr());
+    let out = std::fs::read_to_string(s.join("out.csv")).unwrap_or_default();
+    assert_eq!(out, "", "no window result may be written after a failure");
+}
+
+#[test]
 fn a_chatty_function_is_rate_limited_not_killed() -> anyhow::Result<()> {
     let s = Scratch::new();
     let lines: Vec<String> = (0..3000).map(|i| format!("line {i}")).collect();

@@ -159,11 +159,29 @@ fn an_idle_subtask_stops_holding_the_watermark_back() -> anyhow::Result<()> {
 fn event_time_from_a_function() -> anyhow::Result<()> {
     let s = Scratch::new();
     // `at` is the event time; 5 s tumbling windows; one record is malformed.
-    s.write("in.ndjson", "{\"k\":\"a\",\"at\":1000}\n{\"k\":\"a\",\"at\":4999}\n{\"k\":\"b\",\"at\":5000}\n{\"k\":\"a\",\"at\":\"soon\"}\n{\"k\":\"a\",\"at\":12000}\n");
+    // Two timestamps are out of range (beyond ±2^53 ms) and go to the dead-letter output too.
+    s.write("in.ndjson", "{\"k\":\"a\",\"at\":1000}\n{\"k\":\"a\",\"at\":4999}\n{\"k\":\"b\",\"at\":5000}\n{\"k\":\"a\",\"at\":\"soon\"}\n{\"k\":\"a\",\"at\":9223372036854775807}\n{\"k\":\"a\",\"at\":-9007199254740993}\n{\"k\":\"a\",\"at\":12000}\n");
     s.run("name: stamped\nsource:\n  file: { path: in.ndjson, format: lines }\n  event_time: { udf: stamp@1 }\nsteps:\n  - key_by: { field: /k }\n  - window: { tumbling: 5s }\n    aggregate: { builtin: count, output: csv }\nsink:\n  file: { path: out.csv }\ndead_letter:\n  file: { path: dlq.ndjson }\n").ok()?;
     assert_eq!(sorted_lines(&s.join("out.csv"))?, ["a,15000,1", "a,5000,2", "b,10000,1"]);
     let dlq = dead_letters(&s.join("dlq.ndjson"))?;
-    assert_eq!(dlq.len(), 1);
-    assert!(dlq[0]["step"].as_str().is_some_and(|x| x.ends_with("event_time")), "{}", dlq[0]);
+    assert_eq!(dlq.len(), 3, "{dlq:?}");
+    assert!(dlq.iter().all(|d| d["step"].as_str().is_some_and(|x| x.ends_with("event_time"))), "{dlq:?}");
+    assert_eq!(dlq.iter().filter(|d| d["reason"].as_str().is_some_and(|r| r.contains("out of range"))).count(), 2);
+    Ok(())
+}
+
+#[test]
+fn timestamps_beyond_the_event_time_range_are_dead_lettered() -> anyhow::Result<()> {
+    let s = Scratch::new();
+    s.write(
+        "in.ndjson",
+        "{\"k\":\"a\",\"ts\":1000}\n{\"k\":\"a\",\"ts\":9223372036854775807}\n{\"k\":\"a\",\"ts\":-9223372036854775808}\n{\"k\":\"a\",\"ts\":9007199254740993}\n{\"k\":\"a\",\"ts\":2000}\n{\"k\":\"a\",\"ts\":9007199254740992}\n",
+    );
+    s.run("name: extreme\nsource:\n  file: { path: in.ndjson }\n  event_time: { field: /ts }\nsteps:\n  - key_by: { field: /k }\n  - window: { session: { gap: 5s } }\n    aggregate: { builtin: count, output: csv }\nsink:\n  file: { path: out.csv }\nlate:\n  file: { path: late.ndjson }\ndead_letter:\n  file: { path: dlq.ndjson }\n").ok()?;
+    // 2^53 itself is accepted; its session is a window of its own.
+    assert_eq!(sorted_lines(&s.join("out.csv"))?, ["a,7000,2", "a,9007199254745992,1"]);
+    let dlq = dead_letters(&s.join("dlq.ndjson"))?;
+    assert_eq!(dlq.len(), 3, "{dlq:?}");
+    assert!(dlq.iter().all(|d| d["reason"].as_str().is_some_and(|r| r.contains("within ±2^53"))), "{dlq:?}");
     Ok(())
 }

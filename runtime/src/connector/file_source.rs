@@ -40,11 +40,9 @@ pub fn open_splits(
     let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
     let file = File::open(path).map_err(with_path)?;
     let meta = file.metadata().map_err(with_path)?;
-    if meta.is_dir() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is a directory, not a file", path.display()),
-        ));
+    if !meta.is_file() {
+        let what = if meta.is_dir() { "a directory" } else { "not a regular file (for a pipe, use the stdin source)" };
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is {what}", path.display())));
     }
     let len = meta.len();
     let mut reader = BufReader::new(file);

@@ -75,6 +75,9 @@ pub fn run(plan: Plan, stop: Arc<AtomicBool>) -> Result<(), TaskError> {
         senders.push(tx);
     }
 
+    // Set when a subtask fails: sources stop without ending their output, so
+    // no downstream subtask mistakes the cut-off input for a complete one.
+    let failed = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
     let last = stages.len() - 1;
     for (si, stage) in stages.into_iter().enumerate().rev() {
@@ -102,12 +105,13 @@ pub fn run(plan: Plan, stop: Arc<AtomicBool>) -> Result<(), TaskError> {
                 output,
                 batch_size,
                 stop: stop.clone(),
+                failed: failed.clone(),
                 event_time: sub.event_time,
                 ticks,
                 last_tick: 0,
                 idle: false,
             };
-            let failed = stop.clone();
+            let failed = failed.clone();
             let name = format!("weir-{}-{ti}", stage.name);
             let handle = std::thread::Builder::new()
                 .name(name.clone())

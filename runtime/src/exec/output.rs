@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 /// A subtask's output.
 pub(crate) enum Output {
-    /// Round robin over the next stage's subtasks.
+    /// Round robin over the next stage's subtasks. (`End` implies the final
+    /// watermark: no `Watermark(MAX)` is sent.)
     Rebalance { targets: Vec<Sender<Message>>, next: usize },
     /// By key group.
     Hash { targets: Vec<Sender<Message>>, max_parallelism: u32, writers: Vec<BatchWriter> },

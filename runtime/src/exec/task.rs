@@ -22,8 +22,10 @@ pub(crate) struct Task {
     pub(crate) chain: Vec<ChainOp>,
     pub(crate) output: Output,
     pub(crate) batch_size: usize,
-    /// Set to stop reading sources (Ctrl-C, or another task failed).
+    /// Set to stop reading sources and drain (Ctrl-C).
     pub(crate) stop: Arc<AtomicBool>,
+    /// Set when another subtask failed: stop without ending the output.
+    pub(crate) failed: Arc<AtomicBool>,
     /// Watermark generation, in the subtask that assigns event time.
     pub(crate) event_time: Option<EventTimePlan>,
     /// Whether an operator wants processing-time ticks.
@@ -107,7 +109,13 @@ impl Task {
     }
 
     fn data(&mut self, batch: Batch) -> Result<(), TaskError> {
-        push(&mut self.chain, 0, vec![batch], &mut self.output, self.event_time.as_mut())
+        push(&mut self.chain, 0, vec![batch], &mut self.output, self.event_time.as_mut())?;
+        // Activity counts from when the data was handed on: a send that
+        // blocked on backpressure is not silence.
+        if let Some(plan) = &mut self.event_time {
+            plan.generator.delivered(now_ms());
+        }
+        Ok(())
     }
 
     /// After data or a quiet spell: the generated watermark, idleness, ticks.
@@ -135,6 +143,9 @@ impl Task {
 
     fn run_source(&mut self, mut source: Box<dyn Source>) -> Result<(), TaskError> {
         while !self.stop.load(Ordering::Relaxed) {
+            if self.failed.load(Ordering::Relaxed) {
+                return Err(TaskError::Disconnected);
+            }
             match source.read(self.batch_size).map_err(|e| TaskError::Source(e.to_string()))? {
                 Read::Batch(b) => self.data(b)?,
                 Read::Idle => {}
@@ -142,7 +153,6 @@ impl Task {
             }
             self.housekeeping()?;
         }
-        self.watermark(Timestamp::MAX)?;
         self.end()
     }
 
@@ -165,7 +175,9 @@ impl Task {
                 continue;
             };
             let i = op.index();
-            let message = op.recv(&inputs[i]).unwrap_or(Message::End);
+            // An input that disconnects without `End` failed: finishing as if
+            // the input had ended would write partial results as final.
+            let message = op.recv(&inputs[i]).map_err(|_| TaskError::Disconnected)?;
             match message {
                 Message::Data(b) => {
                     watermarks.data(i);
@@ -186,10 +198,9 @@ impl Task {
                 Message::End => {
                     select.remove(i);
                     open -= 1;
-                    if let Some(w) = watermarks.end(i) {
-                        if !generates || w == Timestamp::MAX {
-                            self.watermark(w)?;
-                        }
+                    // The end of every input is handled by `end` (which implies the final watermark).
+                    if let Some(w) = watermarks.end(i).filter(|&w| w != Timestamp::MAX && !generates) {
+                        self.watermark(w)?;
                     }
                 }
             }
@@ -215,8 +226,13 @@ impl Task {
         self.output.watermark(watermark)
     }
 
+    /// End of every input: operators flush what they hold (processing-time
+    /// windows), then the final watermark fires everything event-time, then
+    /// the next stage hears `End`, which implies that watermark. Nothing is
+    /// emitted after the final watermark.
     fn end(&mut self) -> Result<(), TaskError> {
         each_op(&mut self.chain, &mut self.output, |op, out| op.on_end(out))?;
+        each_op(&mut self.chain, &mut self.output, |op, out| op.on_watermark(Timestamp::MAX, out))?;
         self.output.end()
     }
 }

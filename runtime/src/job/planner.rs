@@ -21,7 +21,7 @@ use crate::manifest::{
     AggregateSpec, EventTimeSpec, Format, KeyBySpec, Manifest, OutputSpec, SinkSpec, SourceKind, Splits, StepKind,
     StepSpec, TimeMode, TimestampSource, UdfStepSpec, WindowKind, WindowStepSpec,
 };
-use crate::operator::decode::{CsvColumns, Decode};
+use crate::operator::decode::{CsvColumns, Decode, TimestampCheck};
 use crate::operator::key_by::{KeyByField, RequireKey};
 use crate::operator::process::{Process, ProcessAccess};
 use crate::operator::udf::UdfStep;
@@ -226,9 +226,10 @@ impl ChainBuilder<'_> {
             let (invoker, _) = self.instance(TIMESTAMP_STEP);
             let ctx = self.ctx(self.ts_label.clone(), subtask, &self.ts_metrics);
             chain.push(ChainOp {
-                op: Box::new(UdfStep::new(u.function, Box::new(invoker), u.on_error, ctx)),
+                op: Box::new(UdfStep::new(u.function, Box::new(invoker), u.on_error, ctx.clone())),
                 metrics: self.ts_metrics.clone(),
             });
+            chain.push(ChainOp { op: Box::new(TimestampCheck::new(ctx)), metrics: Arc::new(StepMetrics::default()) });
         }
         let event_time = source.event_time.as_ref().map(|e| EventTimePlan {
             generator: BoundedOutOfOrderness::new(e.max_out_of_orderness, e.idle_timeout),

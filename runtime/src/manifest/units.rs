@@ -19,7 +19,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "d" => n.checked_mul(86_400_000),
         _ => return Err(bad()),
     };
-    ms.map(Duration::from_millis).ok_or_else(|| format!("`{text}` is too long a duration"))
+    // Durations take part in event-time arithmetic: keep them within ±2^53 ms as timestamps are.
+    ms.filter(|&ms| ms <= 1 << 53)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("`{text}` is too long a duration (at most about 285,000 years)"))
 }
 
 /// Parses a size: a whole number of bytes, optionally followed by B, KB, MB,

@@ -9,7 +9,7 @@ mod csv;
 
 use super::{Operator, OperatorError, StepContext};
 use crate::manifest::Format;
-use crate::types::{Batch, BatchWriter, RecordRef};
+use crate::types::{event_time_in_range, Batch, BatchWriter, RecordRef};
 use std::sync::{Arc, OnceLock};
 use weir_json::{Kind, Pointer};
 
@@ -39,17 +39,17 @@ impl Decode {
             .map_err(|e| ("invalid_input", e.to_string()))?;
         match found[0] {
             None => Err(("invalid_input", format!("event-time field {pointer} is missing"))),
-            Some(v) => v.as_i64().ok_or_else(|| {
-                let what = if v.kind() == Kind::Number {
-                    String::from_utf8_lossy(v.raw()).into_owned()
-                } else {
-                    format!("a {}", v.kind().name())
-                };
-                (
-                    "invalid_input",
-                    format!("event-time field {pointer} is {what}, expected integer milliseconds since the epoch"),
-                )
-            }),
+            Some(v) => match v.as_i64().filter(|&t| event_time_in_range(t)) {
+                Some(t) => Ok(t),
+                None => {
+                    let what = if v.kind() == Kind::Number {
+                        String::from_utf8_lossy(v.raw()).into_owned()
+                    } else {
+                        format!("a {}", v.kind().name())
+                    };
+                    Err(("invalid_input", format!("event-time field {pointer} is {what}, expected integer milliseconds since the epoch (within ±2^53)")))
+                }
+            },
         }
     }
 
@@ -157,5 +157,40 @@ pub fn preview(record: &RecordRef<'_>) -> String {
         format!("{v}...")
     } else {
         v
+    }
+}
+
+/// After an event-time function: records whose timestamp is out of range
+/// (see [`crate::types::MAX_EVENT_TIME`]) are dead-lettered.
+pub struct TimestampCheck {
+    ctx: StepContext,
+}
+
+impl TimestampCheck {
+    /// Checks for the step of `ctx`.
+    pub fn new(ctx: StepContext) -> Self {
+        TimestampCheck { ctx }
+    }
+}
+
+impl Operator for TimestampCheck {
+    fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> Result<(), OperatorError> {
+        if batch.iter().all(|r| event_time_in_range(r.timestamp)) {
+            out.push(batch);
+            return Ok(());
+        }
+        let mut kept = BatchWriter::with_capacity(batch.byte_len());
+        for r in batch.iter() {
+            if event_time_in_range(r.timestamp) {
+                kept.push_record(&r);
+            } else {
+                let reason = format!("the event-time function set timestamp {}, out of range (±2^53 ms)", r.timestamp);
+                self.ctx.dead_letter("invalid_input", &reason, &r)?;
+            }
+        }
+        if !kept.is_empty() {
+            out.push(kept.finish());
+        }
+        Ok(())
     }
 }

@@ -253,7 +253,31 @@ impl Operator for Process {
                 return Ok(());
             }
         }
-        tracing::warn!(step = %self.ctx.label, "timers kept registering due timers; the rest fire at the next watermark");
+        if watermark < Timestamp::MAX {
+            tracing::warn!(step = %self.ctx.label, "timers kept registering due timers; the rest fire at the next watermark");
+            return Ok(());
+        }
+        // The input ended and there is no next watermark: what is left is
+        // reported rather than dropped silently.
+        let left: Vec<(Timestamp, Vec<u8>)> = {
+            let mut shared = self.access.lock();
+            let left: Vec<_> = shared.timers.iter().cloned().collect();
+            for (at, key) in &left {
+                shared.remove_timer(*at, key);
+            }
+            left
+        };
+        let reason = format!(
+            "on-timer kept registering due timers after 1000 rounds at the end of the input; {} timers were not fired",
+            left.len()
+        );
+        tracing::warn!(step = %self.ctx.label, "{reason}");
+        for (at, key) in &left {
+            let value = format!("timer {at}");
+            let record =
+                RecordRef { timestamp: *at, key: Some(record_key(key)), value: value.as_bytes(), raw_headers: &[] };
+            self.ctx.dead_letter("timer_loop", &reason, &record)?;
+        }
         Ok(())
     }
 }

@@ -219,6 +219,15 @@ impl UdfStep {
             FunctionKind::Filter => {
                 let f = self.invoker.filter(batch)?;
                 check_rejections(&f.rejected, batch.len())?;
+                if let Some(r) = f
+                    .rejected
+                    .iter()
+                    .find(|r| f.keep.get(r.index as usize / 8).is_some_and(|b| b & (1 << (r.index % 8)) != 0))
+                {
+                    return Err(UdfFailure::BadOutput {
+                        message: format!("filter both kept and refused record {}", r.index),
+                    });
+                }
                 if f.keep.len() != batch.len().div_ceil(8) {
                     return Err(UdfFailure::BadOutput {
                         message: format!(

@@ -55,6 +55,13 @@ impl BoundedOutOfOrderness {
         }
     }
 
+    /// Data was handed on at `now_ms` (after any backpressure): the split is active.
+    pub fn delivered(&mut self, now_ms: i64) {
+        if self.last_record_at.is_some() {
+            self.last_record_at = Some(now_ms);
+        }
+    }
+
     /// The watermark the records seen so far allow.
     pub fn current(&self) -> Timestamp {
         if self.max_ts == Timestamp::MIN {

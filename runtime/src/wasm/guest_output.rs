@@ -15,8 +15,10 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 /// Bytes of output kept for error messages.
 const TAIL_BYTES: usize = 4096;
-/// Lines per second forwarded to the log per instance.
+/// Lines per second forwarded to the log per instance and stream.
 const LINES_PER_SECOND: u32 = 50;
+/// Longer lines are cut.
+pub(crate) const MAX_LINE_BYTES: usize = 4096;
 
 /// One instance's stdout or stderr.
 #[derive(Clone)]
@@ -29,9 +31,39 @@ struct Captured {
     stream: &'static str,
     tail: VecDeque<u8>,
     line: Vec<u8>,
+    budget: LogBudget,
+}
+
+/// At most [`LINES_PER_SECOND`] log lines per second; the rest are counted
+/// and the count logged when the next second starts.
+pub(crate) struct LogBudget {
     window: Instant,
     logged: u32,
     dropped: u64,
+}
+
+impl LogBudget {
+    pub(crate) fn new() -> Self {
+        LogBudget { window: Instant::now(), logged: 0, dropped: 0 }
+    }
+
+    /// Whether one more line of `what` from `label` may be logged now.
+    pub(crate) fn admit(&mut self, label: &str, what: &str) -> bool {
+        if self.window.elapsed().as_secs() >= 1 {
+            if self.dropped > 0 {
+                tracing::warn!(target: "weir::guest", udf = %label, "{} {what} lines not logged (over {LINES_PER_SECOND}/s)", self.dropped);
+            }
+            self.window = Instant::now();
+            self.logged = 0;
+            self.dropped = 0;
+        }
+        if self.logged >= LINES_PER_SECOND {
+            self.dropped += 1;
+            return false;
+        }
+        self.logged += 1;
+        true
+    }
 }
 
 impl GuestOutput {
@@ -42,9 +74,7 @@ impl GuestOutput {
                 stream,
                 tail: VecDeque::with_capacity(TAIL_BYTES),
                 line: Vec::new(),
-                window: Instant::now(),
-                logged: 0,
-                dropped: 0,
+                budget: LogBudget::new(),
             })),
         }
     }
@@ -71,7 +101,7 @@ impl GuestOutput {
             if b == b'\n' {
                 let line = std::mem::take(&mut c.line);
                 c.emit(&line);
-            } else if c.line.len() < 4096 {
+            } else if c.line.len() < MAX_LINE_BYTES {
                 c.line.push(b);
             }
         }
@@ -80,19 +110,9 @@ impl GuestOutput {
 
 impl Captured {
     fn emit(&mut self, line: &[u8]) {
-        if self.window.elapsed().as_secs() >= 1 {
-            if self.dropped > 0 {
-                tracing::warn!(target: "weir::guest", udf = %self.label, "{} {} lines not logged (over {LINES_PER_SECOND}/s)", self.dropped, self.stream);
-            }
-            self.window = Instant::now();
-            self.logged = 0;
-            self.dropped = 0;
-        }
-        if self.logged >= LINES_PER_SECOND {
-            self.dropped += 1;
+        if !self.budget.admit(&self.label, self.stream) {
             return;
         }
-        self.logged += 1;
         let text = String::from_utf8_lossy(line);
         if self.stream == "stderr" {
             tracing::warn!(target: "weir::guest", udf = %self.label, "{text}");

@@ -1,7 +1,7 @@
 //! What a `Store` holds for one instance, and the host side of the imports.
 
 use super::bindings::weir::udf::{host, state, timers, types};
-use super::guest_output::GuestOutput;
+use super::guest_output::{GuestOutput, LogBudget, MAX_LINE_BYTES};
 use crate::operator::keyed_access::KeyedAccess;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
@@ -17,6 +17,7 @@ pub(crate) struct HostState {
     label: Arc<str>,
     pub(crate) watermark: i64,
     keyed: Option<Arc<dyn KeyedAccess>>,
+    log_budget: LogBudget,
 }
 
 impl HostState {
@@ -34,6 +35,7 @@ impl HostState {
             label,
             watermark: i64::MIN,
             keyed,
+            log_budget: LogBudget::new(),
         }
     }
 }
@@ -71,8 +73,19 @@ impl ResourceLimiter for MemoryCap {
 impl types::Host for HostState {}
 
 impl host::Host for HostState {
-    fn log(&mut self, level: types::Level, message: String) {
+    fn log(&mut self, level: types::Level, mut message: String) {
         let udf = &*self.label;
+        if !self.log_budget.admit(udf, "log") {
+            return;
+        }
+        if message.len() > MAX_LINE_BYTES {
+            let mut cut = MAX_LINE_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str(" [cut]");
+        }
         match level {
             types::Level::Trace => tracing::trace!(target: "weir::guest", udf, "{message}"),
             types::Level::Debug => tracing::debug!(target: "weir::guest", udf, "{message}"),

@@ -7,7 +7,8 @@ use crate::operator::{DeadLetter, DeadLetters, StepMetrics};
 use std::sync::{Arc, Mutex};
 
 /// Upper-cases values; "traps" on values containing `BAD`, refuses values
-/// containing `NO`. Counts calls.
+/// containing `NO`. Counts calls. As a filter, breaks the contract for
+/// values containing `BOTH` by keeping and refusing them at once.
 struct Upper {
     calls: usize,
 }
@@ -37,6 +38,7 @@ impl UdfInvoker for Upper {
     fn filter(&mut self, input: &Batch) -> Result<Filtered, UdfFailure> {
         self.calls += 1;
         let mut keep = vec![0u8; input.len().div_ceil(8)];
+        let mut rejected = Vec::new();
         for (i, r) in input.iter().enumerate() {
             if r.value.windows(3).any(|w| w == b"BAD") {
                 return Err(UdfFailure::Timeout { limit: Duration::from_millis(5) });
@@ -44,8 +46,12 @@ impl UdfInvoker for Upper {
             if r.value.len() % 2 == 0 {
                 keep[i / 8] |= 1 << (i % 8);
             }
+            if r.value.windows(4).any(|w| w == b"BOTH") {
+                keep[i / 8] |= 1 << (i % 8);
+                rejected.push(Rejection { index: i as u32, reason: "both".into() });
+            }
         }
-        Ok(Filtered { keep, rejected: vec![] })
+        Ok(Filtered { keep, rejected })
     }
 
     fn flat_map(&mut self, input: &Batch) -> Result<Mapped, UdfFailure> {
@@ -141,6 +147,16 @@ fn fail_policy_stops_with_the_function_and_subtask_named() {
     let (mut s, _) = step(FunctionKind::Map, ErrorPolicy::Fail);
     let err = s.process(batch(&["x".into(), "BAD".into()]), &mut Vec::new()).unwrap_err();
     assert_eq!(err.to_string(), "steps[0] map upper@1: upper@1 (subtask 0) trapped: boom");
+}
+
+#[test]
+fn a_filter_that_keeps_and_refuses_a_record_is_caught() {
+    let (mut s, dlq) = step(FunctionKind::Filter, ErrorPolicy::DeadLetter);
+    let inputs: Vec<String> = ["aa", "BOTH", "b", "cc"].iter().map(|s| s.to_string()).collect();
+    let mut out = Vec::new();
+    s.process(batch(&inputs), &mut out).unwrap();
+    assert_eq!(values(&out), ["aa", "cc"]);
+    assert_eq!(*dlq.0.lock().unwrap(), vec![("bad_output".to_string(), "BOTH".to_string())]);
 }
 
 #[test]

@@ -14,6 +14,7 @@ use crate::operator::udf::{check_rejections, UdfFailure, UdfInvoker};
 use crate::operator::{OperatorError, StepContext, StepMetrics};
 use crate::state::{record_key, StateValue};
 use crate::types::{BatchWriter, RecordRef, TimeWindow, Timestamp};
+use rustc_hash::FxHashSet;
 use weir_batch::{AccumulatorIter, ListWriter};
 
 /// Records of one key and window, and the accumulator they fold into.
@@ -55,12 +56,15 @@ pub struct UdfAggregate {
     invoker: Box<dyn UdfInvoker>,
     policy: ErrorPolicy,
     empty: Option<Vec<u8>>,
+    /// Records of the current batch already dead-lettered: a record in
+    /// several windows (sliding, count) is dead-lettered once.
+    lettered: FxHashSet<usize>,
 }
 
 impl UdfAggregate {
     /// Calls `invoker` under `policy`.
     pub fn new(invoker: Box<dyn UdfInvoker>, policy: ErrorPolicy) -> Self {
-        UdfAggregate { invoker, policy, empty: None }
+        UdfAggregate { invoker, policy, empty: None, lettered: FxHashSet::default() }
     }
 }
 
@@ -70,6 +74,28 @@ fn fail(ctx: &StepContext, name: &str, failure: &UdfFailure) -> OperatorError {
 }
 
 impl Aggregation {
+    /// Starts a batch (record indices given to `add` refer to it).
+    pub fn begin_batch(&mut self) {
+        if let Aggregation::Udf(u) = self {
+            u.lettered.clear();
+        }
+    }
+
+    /// Indices of the records of the current batch dead-lettered so far.
+    pub fn lettered(&self) -> Vec<usize> {
+        match self {
+            Aggregation::Udf(u) => u.lettered.iter().copied().collect(),
+            Aggregation::Builtin(_) => Vec::new(),
+        }
+    }
+
+    /// Tells a WebAssembly aggregator the watermark (its `current-watermark`).
+    pub fn set_watermark(&mut self, watermark: i64) {
+        if let Aggregation::Udf(u) = self {
+            u.invoker.set_watermark(watermark);
+        }
+    }
+
     /// Folds each group's records (indices into `records`) into its accumulator.
     pub fn add(
         &mut self,
@@ -188,7 +214,9 @@ impl UdfAggregate {
                 }
                 for r in rejected {
                     let (_, i) = order[r.index as usize];
-                    ctx.dead_letter("rejected", &r.reason, &records[i])?;
+                    if self.lettered.insert(i) {
+                        ctx.dead_letter("rejected", &r.reason, &records[i])?;
+                    }
                 }
                 Ok(())
             }
@@ -220,6 +248,9 @@ impl UdfAggregate {
         if g.records.len() == 1 {
             let reason = format!("{} (subtask {}) {failure}", self.invoker.name(), ctx.subtask);
             tracing::warn!(step = %ctx.label, "{reason}; the record goes to the dead-letter output");
+            if !self.lettered.insert(g.records[0]) {
+                return Ok(());
+            }
             return ctx.dead_letter(failure.kind(), &reason, &records[g.records[0]]);
         }
         let half = g.records.len() / 2;

@@ -14,10 +14,11 @@
 use super::aggregation::{Aggregation, Fired, Group};
 use super::WindowContext;
 use crate::operator::{Operator, OperatorError};
-use crate::state::{state_key, Namespace, StateBackend};
-use crate::types::{key_group, Batch, BatchRef, BatchWriter, RecordRef, TimeWindow};
+use crate::state::{record_key, state_key, Namespace, StateBackend};
+use crate::types::{key_group, Batch, BatchRef, BatchWriter, RecordRef, TimeWindow, Timestamp};
 use crate::window::CountSpec;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::VecDeque;
 
 const ACC: u32 = 0;
 const BUFFER: u32 = 1;
@@ -95,71 +96,88 @@ impl CountWindows {
 
 impl Operator for CountWindows {
     fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> Result<(), OperatorError> {
+        self.aggregation.begin_batch();
         let records: Vec<RecordRef<'_>> = batch.iter().collect();
         let buffer_ns = Namespace::keyed(self.cx.operator, BUFFER);
         let count_ns = Namespace::keyed(self.cx.operator, COUNT);
-        // Every firing: its key, the records of its window (as a batch), the trigger's timestamp.
-        let mut firings: Vec<(Vec<u8>, Vec<u8>, i64)> = Vec::new();
-        for (key, idxs) in by_key(&records, &self.aggregation, &self.cx)? {
-            let mut window: Vec<(i64, Vec<u8>)> = match self.state.get(&buffer_ns, &key) {
-                Some(b) => BatchRef::parse(&b)
-                    .map(|b| b.iter().map(|r| (r.timestamp, r.value.to_vec())).collect())
-                    .unwrap_or_default(),
-                None => Vec::new(),
-            };
-            let mut count = read_count(self.state.as_ref(), &count_ns, &key);
-            for i in idxs {
-                let r = &records[i];
-                window.push((r.timestamp, r.value.to_vec()));
+        let keys = by_key(&records, &self.aggregation, &self.cx)?;
+        // The buffered records of every key in the batch, keyed again (the
+        // buffer stores values only).
+        let mut pool = BatchWriter::new();
+        let mut buffered = Vec::with_capacity(keys.len());
+        for (key, _) in &keys {
+            let before = pool.len();
+            if let Some(b) = self.state.get(&buffer_ns, key) {
+                if let Ok(b) = BatchRef::parse(&b) {
+                    for r in b.iter() {
+                        pool.push(r.timestamp, Some(record_key(key)), r.value);
+                    }
+                }
+            }
+            buffered.push(before..pool.len());
+        }
+        let pool = pool.finish();
+        // Every record by one index: buffered ones first, then the batch's,
+        // so a record in several firings is the same record to `add` (and is
+        // dead-lettered once).
+        let all: Vec<RecordRef<'_>> = pool.iter().chain(records.iter().cloned()).collect();
+        let offset = pool.len();
+        let mut groups = Vec::new();
+        let mut stamps = Vec::new();
+        let mut windows = Vec::with_capacity(keys.len());
+        for ((key, idxs), buffered) in keys.iter().zip(buffered) {
+            let mut window: VecDeque<usize> = buffered.collect();
+            let mut count = read_count(self.state.as_ref(), &count_ns, key);
+            for &i in idxs {
+                window.push_back(offset + i);
                 if window.len() as u64 > self.spec.size {
-                    window.remove(0);
+                    window.pop_front();
                 }
                 count += 1;
                 if count.is_multiple_of(self.spec.slide) {
-                    let mut w = BatchWriter::new();
-                    for (ts, v) in &window {
-                        w.push(*ts, r.key, v);
-                    }
-                    firings.push((key.clone(), w.into_vec(), r.timestamp));
+                    groups.push(Group {
+                        state_key: key.clone(),
+                        window: TimeWindow::GLOBAL,
+                        acc: None,
+                        records: window.iter().copied().collect(),
+                    });
+                    stamps.push(records[i].timestamp);
                     if self.spec.slide == self.spec.size {
                         window.clear();
                     }
                 }
             }
-            let mut w = BatchWriter::new();
-            for (ts, v) in &window {
-                w.push(*ts, None, v);
-            }
-            self.state.put(&buffer_ns, &key, &w.into_vec());
-            self.state.put(&count_ns, &key, &count.to_le_bytes());
-        }
-        if firings.is_empty() {
-            return Ok(());
+            self.state.put(&count_ns, key, &count.to_le_bytes());
+            windows.push(window);
         }
         // One `add` over every firing (each from an empty accumulator), then one `finish`.
-        let batches: Vec<BatchRef<'_>> =
-            firings.iter().map(|(_, b, _)| BatchRef::parse(b).expect("written above")).collect();
-        let window_records: Vec<RecordRef<'_>> = batches.iter().flat_map(|b| b.iter()).collect();
-        let mut groups = Vec::with_capacity(firings.len());
-        let mut next = 0;
-        for ((key, _, _), b) in firings.iter().zip(&batches) {
-            groups.push(Group {
-                state_key: key.clone(),
-                window: TimeWindow::GLOBAL,
-                acc: None,
-                records: (next..next + b.len()).collect(),
-            });
-            next += b.len();
+        if !groups.is_empty() {
+            self.aggregation.add(&all, &mut groups, &self.cx.step)?;
         }
-        self.aggregation.add(&window_records, &mut groups, &self.cx.step)?;
+        // Records the aggregator refused leave the buffer, so later firings
+        // do not meet (and dead-letter) them again.
+        let refused: FxHashSet<usize> = self.aggregation.lettered().into_iter().collect();
+        for ((key, _), window) in keys.iter().zip(windows) {
+            let mut w = BatchWriter::new();
+            for i in window.into_iter().filter(|i| !refused.contains(i)) {
+                w.push(all[i].timestamp, None, all[i].value);
+            }
+            self.state.put(&buffer_ns, key, &w.into_vec());
+        }
         let fired: Vec<Fired> = groups
             .into_iter()
-            .zip(&firings)
-            .filter_map(|(g, (_, _, ts))| {
-                g.acc.map(|acc| Fired { state_key: g.state_key, window: fired_window(*ts), acc, timestamp: *ts })
+            .zip(stamps)
+            .filter_map(|(g, ts)| {
+                g.acc.map(|acc| Fired { state_key: g.state_key, window: fired_window(ts), acc, timestamp: ts })
             })
             .collect();
+        drop(all);
+        drop(records);
         emit(&mut self.aggregation, &fired, out, &self.cx)
+    }
+    fn on_watermark(&mut self, watermark: Timestamp, _out: &mut Vec<Batch>) -> Result<(), OperatorError> {
+        self.aggregation.set_watermark(watermark);
+        Ok(())
     }
 }
 
@@ -180,6 +198,7 @@ impl GlobalWindows {
 
 impl Operator for GlobalWindows {
     fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> Result<(), OperatorError> {
+        self.aggregation.begin_batch();
         let records: Vec<RecordRef<'_>> = batch.iter().collect();
         let acc_ns = Namespace::window(self.cx.operator, ACC, TimeWindow::GLOBAL);
         let count_ns = Namespace::keyed(self.cx.operator, COUNT);
@@ -249,5 +268,9 @@ impl Operator for GlobalWindows {
         }
         drop(records);
         emit(&mut self.aggregation, &fired, out, &self.cx)
+    }
+    fn on_watermark(&mut self, watermark: Timestamp, _out: &mut Vec<Batch>) -> Result<(), OperatorError> {
+        self.aggregation.set_watermark(watermark);
+        Ok(())
     }
 }

@@ -19,7 +19,7 @@ pub use sliced::SlicedWindows;
 pub use time_windows::TimeWindows;
 
 use super::{DeadLetter, DeadLetters, OperatorError, StepContext, StepMetrics};
-use crate::types::{RecordRef, Timestamp};
+use crate::types::{event_time_in_range, RecordRef, Timestamp};
 use std::sync::Arc;
 
 /// Processing time now, ms since the epoch.
@@ -59,6 +59,17 @@ impl WindowContext {
             "a keyed step received a record without a key (an earlier function dropped it?)",
             record,
         )
+    }
+
+    /// Dead-letters a record whose event time is outside the accepted range
+    /// (a function upstream set it); returns whether it did.
+    pub fn out_of_range(&self, record: &RecordRef<'_>) -> Result<bool, OperatorError> {
+        if !matches!(self.domain, TimeDomain::Event) || event_time_in_range(record.timestamp) {
+            return Ok(false);
+        }
+        let reason = format!("timestamp {} is outside the accepted event-time range (±2^53 ms)", record.timestamp);
+        self.step.dead_letter("invalid_input", &reason, record)?;
+        Ok(true)
     }
 
     /// Sends a record that arrived after its windows closed to the late output.

@@ -86,18 +86,25 @@ impl SessionWindows {
             let (_, key, start, end) = first;
             let w = TimeWindow { start, end };
             self.state.delete(&self.acc_ns(w), &key);
-            let ns = self.sessions_ns();
-            let mut sessions = self.state.get(&ns, &key).map(|b| Sessions::decode(&b)).unwrap_or_default();
-            sessions.remove(&w);
-            if sessions.is_empty() {
-                self.state.delete(&ns, &key);
-            } else {
-                let mut bytes = Vec::new();
-                sessions.encode(&mut bytes);
-                self.state.put(&ns, &key, &bytes);
-            }
+            self.forget_sessions(&key, &[w]);
         }
         Ok(())
+    }
+
+    /// Removes `windows` from the sessions of `key`.
+    fn forget_sessions(&mut self, key: &[u8], windows: &[TimeWindow]) {
+        let ns = self.sessions_ns();
+        let mut sessions = self.state.get(&ns, key).map(|b| Sessions::decode(&b)).unwrap_or_default();
+        for w in windows {
+            sessions.remove(w);
+        }
+        if sessions.is_empty() {
+            self.state.delete(&ns, key);
+        } else {
+            let mut bytes = Vec::new();
+            sessions.encode(&mut bytes);
+            self.state.put(&ns, key, &bytes);
+        }
     }
 }
 
@@ -126,6 +133,7 @@ impl Operator for SessionWindows {
         };
         let watermark = if now.is_some() { Timestamp::MIN } else { self.watermark };
         let lateness = self.lateness();
+        self.aggregation.begin_batch();
         let records: Vec<RecordRef<'_>> = batch.iter().collect();
 
         // Each key's records, in arrival order.
@@ -137,6 +145,9 @@ impl Operator for SessionWindows {
                 self.cx.missing_key(r)?;
                 continue;
             };
+            if self.cx.out_of_range(r)? {
+                continue;
+            }
             if let Err(reason) = self.aggregation.value_of(r) {
                 self.cx.step.dead_letter("invalid_input", &reason, r)?;
                 continue;
@@ -197,8 +208,13 @@ impl Operator for SessionWindows {
 
         self.aggregation.add(&records, &mut groups, &self.cx.step)?;
         let mut refire = Vec::new();
+        let mut empty: FxHashMap<Vec<u8>, Vec<TimeWindow>> = FxHashMap::default();
         for g in groups {
-            let Some(acc) = g.acc else { continue };
+            let Some(acc) = g.acc else {
+                // Every record of a new session was refused: the session never existed.
+                empty.entry(g.state_key).or_default().push(g.window);
+                continue;
+            };
             self.state.put(&self.acc_ns(g.window), &g.state_key, &acc);
             let due = now.is_none() && fires(&g.window, watermark);
             if due {
@@ -218,11 +234,15 @@ impl Operator for SessionWindows {
                 self.fire_at.insert((g.window.max_timestamp(), g.state_key, g.window.start));
             }
         }
+        for (key, windows) in empty {
+            self.forget_sessions(&key, &windows);
+        }
         drop(records);
         emit(&mut self.aggregation, &refire, out, &self.cx)
     }
 
     fn on_watermark(&mut self, watermark: Timestamp, out: &mut Vec<Batch>) -> Result<(), OperatorError> {
+        self.aggregation.set_watermark(watermark);
         if matches!(self.cx.domain, TimeDomain::Event) {
             self.watermark = watermark;
             self.advance(watermark, out)?;

@@ -151,6 +151,9 @@ impl Operator for SlicedWindows {
                 self.cx.missing_key(&r)?;
                 continue;
             };
+            if self.cx.out_of_range(&r)? {
+                continue;
+            }
             let value = match self.builtin.value_of(r.value) {
                 Ok(v) => v,
                 Err(reason) => {

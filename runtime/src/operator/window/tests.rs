@@ -436,3 +436,47 @@ fn processing_time_windows_follow_the_clock() {
     assert_eq!(lines(&out), ["a,1100,3", "a,1200,4"]);
     assert!(late.0.lock().unwrap().is_empty());
 }
+
+#[test]
+fn timestamps_out_of_range_are_dead_lettered_by_every_time_window() {
+    // A function upstream may set any timestamp; window arithmetic must not overflow.
+    let extreme = [("a".to_string(), i64::MAX, 1), ("a".to_string(), i64::MIN, 1), ("a".to_string(), 1 << 60, 1)];
+    let sliding = || Assigner::Sliding { size: 100, slide: 10, offset: 0 };
+    type Make = Box<dyn Fn(WindowContext) -> Box<dyn Operator>>;
+    let ops: Vec<(&str, Make)> = vec![
+        (
+            "tumbling",
+            Box::new(|cx| {
+                Box::new(TimeWindows::new(
+                    Assigner::Tumbling { size: 100, offset: 0 },
+                    sum(),
+                    Box::new(MemoryBackend::new()),
+                    cx,
+                ))
+            }),
+        ),
+        (
+            "sliding",
+            Box::new(move |cx| Box::new(TimeWindows::new(sliding(), sum(), Box::new(MemoryBackend::new()), cx))),
+        ),
+        (
+            "sliced",
+            Box::new(|cx| {
+                let Aggregation::Builtin(b) = sum() else { unreachable!() };
+                Box::new(SlicedWindows::new(100, 10, 0, b, Box::new(MemoryBackend::new()), cx))
+            }),
+        ),
+        ("session", Box::new(|cx| Box::new(SessionWindows::new(10, sum(), Box::new(MemoryBackend::new()), cx)))),
+    ];
+    for (name, make) in ops {
+        let (late, dead) = (Arc::new(Collected::default()), Arc::new(Collected::default()));
+        let mut op = make(context(0, late.clone(), dead.clone()));
+        let mut out = Vec::new();
+        op.process(to_batch(&extreme), &mut out).unwrap();
+        op.process(to_batch(&[("a".into(), 5, 2)]), &mut out).unwrap();
+        op.on_watermark(i64::MAX, &mut out).unwrap();
+        assert_eq!(dead.0.lock().unwrap().len(), 3, "{name}");
+        assert!(late.0.lock().unwrap().is_empty(), "{name}");
+        assert_eq!(lines(&out).len(), if name == "tumbling" || name == "session" { 1 } else { 10 }, "{name}");
+    }
+}

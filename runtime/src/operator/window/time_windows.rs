@@ -135,6 +135,7 @@ fn emit(
 
 impl Operator for TimeWindows {
     fn process(&mut self, batch: Batch, out: &mut Vec<Batch>) -> Result<(), OperatorError> {
+        self.aggregation.begin_batch();
         let (now, watermark) = self.clock();
         let lateness = self.cx.allowed_lateness;
         let event_time = now.is_none();
@@ -144,11 +145,16 @@ impl Operator for TimeWindows {
         // Groups of (window, key) for a WebAssembly aggregator; builtins fold in place.
         let mut groups: Vec<Group> = Vec::new();
         let mut group_of: FxHashMap<(TimeWindow, Vec<u8>), usize> = FxHashMap::default();
+        // Groups of windows already due: they re-fire if their accumulator changes.
+        let mut due_groups: Vec<usize> = Vec::new();
         for (i, r) in records.iter().enumerate() {
             let Some(k) = r.key else {
                 self.cx.missing_key(r)?;
                 continue;
             };
+            if self.cx.out_of_range(r)? {
+                continue;
+            }
             let value = match self.aggregation.value_of(r) {
                 Ok(v) => v,
                 Err(reason) => {
@@ -170,17 +176,20 @@ impl Operator for TimeWindows {
                 // lateness) fires right away, as Flink's EventTimeTrigger does.
                 let due = event_time && fires(&w, watermark);
                 self.active.entry((w.max_timestamp(), w.start)).or_insert(due);
-                if due {
-                    refire.insert((w, key.clone()));
-                }
                 match &self.aggregation {
                     Aggregation::Builtin(b) => {
+                        if due {
+                            refire.insert((w, key.clone()));
+                        }
                         let ns = Namespace::window(self.cx.operator, ACC, w);
                         self.state.modify(&ns, &key, &mut |acc, existed| b.add(acc, existed, value));
                     }
                     Aggregation::Udf(_) => {
                         let at = *group_of.entry((w, key.clone())).or_insert_with(|| {
                             groups.push(Group { state_key: key.clone(), window: w, acc: None, records: Vec::new() });
+                            if due {
+                                due_groups.push(groups.len() - 1);
+                            }
                             groups.len() - 1
                         });
                         groups[at].records.push(i);
@@ -195,10 +204,17 @@ impl Operator for TimeWindows {
             for g in &mut groups {
                 g.acc = self.state.get(&self.ns(g.window), &g.state_key).map(|a| a.into_owned());
             }
+            let before: Vec<Option<Vec<u8>>> = due_groups.iter().map(|&g| groups[g].acc.clone()).collect();
             self.aggregation.add(&records, &mut groups, &self.cx.step)?;
             for g in &groups {
                 if let Some(acc) = &g.acc {
                     self.state.put(&self.ns(g.window), &g.state_key, acc);
+                }
+            }
+            // A due window whose records were all refused has nothing new to say.
+            for (&g, before) in due_groups.iter().zip(before) {
+                if groups[g].acc != before {
+                    refire.insert((groups[g].window, groups[g].state_key.clone()));
                 }
             }
         }
@@ -207,6 +223,7 @@ impl Operator for TimeWindows {
     }
 
     fn on_watermark(&mut self, watermark: Timestamp, out: &mut Vec<Batch>) -> Result<(), OperatorError> {
+        self.aggregation.set_watermark(watermark);
         if matches!(self.cx.domain, TimeDomain::Event) {
             self.watermark = watermark;
             self.advance(watermark, out)?;

@@ -326,10 +326,9 @@ impl<'a> Scanner<'a, '_> {
         while m != 0 {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
-            if self.pointers[i].tokens().len() == depth {
-                if self.found[i].is_none() {
-                    self.missing -= 1;
-                }
+            // The first occurrence of a repeated key wins, as in `Object::get`.
+            if self.pointers[i].tokens().len() == depth && self.found[i].is_none() {
+                self.missing -= 1;
                 self.found[i] = Some(value);
             }
         }

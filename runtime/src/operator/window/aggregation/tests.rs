@@ -98,3 +98,95 @@ fn failing_records_are_isolated_and_the_rest_aggregated() {
     let lines: Vec<String> = out.finish().iter().map(|r| String::from_utf8(r.value.to_vec()).unwrap()).collect();
     assert_eq!(lines, ["k1,3", "k2,7", "k3,1"]);
 }
+
+mod in_windows {
+    //! The window operators with a WebAssembly-style aggregator that refuses
+    //! records: a refused record is dead-lettered once and leaves no trace.
+    use super::{Collected, Counter};
+    use crate::manifest::ErrorPolicy;
+    use crate::operator::window::aggregation::{Aggregation, UdfAggregate};
+    use crate::operator::window::{CountWindows, SessionWindows, TimeDomain, TimeWindows, WindowContext};
+    use crate::operator::{Operator, StepContext, StepMetrics};
+    use crate::state::{state_key, MemoryBackend, Namespace};
+    use crate::types::{key_group, Batch, BatchWriter};
+    use crate::window::{Assigner, CountSpec};
+    use std::sync::Arc;
+
+    fn context(lateness: i64, dlq: Arc<Collected>) -> WindowContext {
+        let step = StepContext {
+            label: "steps[1] window".into(),
+            subtask: 0,
+            dead_letters: dlq.clone(),
+            metrics: Arc::new(StepMetrics::default()),
+        };
+        WindowContext {
+            operator: 1,
+            max_parallelism: 128,
+            allowed_lateness: lateness,
+            domain: TimeDomain::Event,
+            step,
+            late: dlq,
+        }
+    }
+
+    fn counter() -> Aggregation {
+        Aggregation::Udf(UdfAggregate::new(Box::new(Counter), ErrorPolicy::DeadLetter))
+    }
+
+    fn batch(records: &[(i64, &str)]) -> Batch {
+        let mut w = BatchWriter::new();
+        for (ts, v) in records {
+            w.push(*ts, Some(b"k"), v.as_bytes());
+        }
+        w.finish()
+    }
+
+    fn values(out: &[Batch]) -> Vec<String> {
+        out.iter().flat_map(|b| b.iter().map(|r| String::from_utf8(r.value.to_vec()).unwrap())).collect()
+    }
+
+    #[test]
+    fn a_sliding_count_window_refuses_a_record_once() {
+        let dlq = Arc::new(Collected::default());
+        let spec = CountSpec { size: 3, slide: 1 };
+        let mut op = CountWindows::new(spec, counter(), Box::new(MemoryBackend::new()), context(0, dlq.clone()));
+        let mut out = Vec::new();
+        op.process(batch(&[(1, "a"), (2, "BAD")]), &mut out).unwrap();
+        op.process(batch(&[(3, "b"), (4, "c")]), &mut out).unwrap();
+        // The refused record left the buffer: later windows hold the last accepted records.
+        assert_eq!(values(&out), ["k,1", "k,1", "k,2", "k,3"]);
+        assert_eq!(*dlq.0.lock().unwrap(), [("trap".to_string(), "BAD".to_string())]);
+    }
+
+    #[test]
+    fn a_session_of_refused_records_leaves_no_state() {
+        let dlq = Arc::new(Collected::default());
+        let mut op = SessionWindows::new(10, counter(), Box::new(MemoryBackend::new()), context(0, dlq.clone()));
+        let mut out = Vec::new();
+        op.process(batch(&[(0, "BAD")]), &mut out).unwrap();
+        let mut key = Vec::new();
+        state_key(key_group(b"k", 128), b"k", &mut key);
+        assert!(op.state.get(&Namespace::keyed(1, 1), &key).is_none(), "no session is remembered");
+        op.process(batch(&[(50, "a")]), &mut out).unwrap();
+        op.on_watermark(i64::MAX, &mut out).unwrap();
+        assert_eq!(values(&out), ["k,1"]);
+        assert_eq!(dlq.0.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_fired_window_refires_only_when_its_result_changes() {
+        let dlq = Arc::new(Collected::default());
+        let tumbling = Assigner::Tumbling { size: 10, offset: 0 };
+        let mut op = TimeWindows::new(tumbling, counter(), Box::new(MemoryBackend::new()), context(100, dlq.clone()));
+        let mut out = Vec::new();
+        op.process(batch(&[(1, "a")]), &mut out).unwrap();
+        op.on_watermark(20, &mut out).unwrap();
+        assert_eq!(values(&out), ["k,1"]);
+        // Late but within the allowed lateness: refused, so nothing to re-fire.
+        op.process(batch(&[(2, "BAD")]), &mut out).unwrap();
+        assert_eq!(values(&out), ["k,1"]);
+        op.process(batch(&[(3, "b")]), &mut out).unwrap();
+        assert_eq!(values(&out), ["k,1", "k,2"]);
+        assert_eq!(dlq.0.lock().unwrap().len(), 1);
+    }
+}
