@@ -11,18 +11,23 @@
 //! |---|---|
 //! | [`types`] | `Batch`, `Message`, time, key groups, `UdfRef` — the leaf |
 //! | [`manifest`] | pipeline manifests: parsing and validation |
+//! | [`checkpoint`] | checkpoint metadata, the coordinator (pure), the checkpoint directory |
 //! | [`time`] | watermark bookkeeping (pure) |
-//! | [`operator`] | the `Operator` trait, the `UdfInvoker` seam, decode, key_by, UDF steps |
+//! | [`state`] | keyed state: the `StateBackend` trait, memory and RocksDB backends, snapshots |
+//! | [`window`] | window assignment, firing, lateness, sessions (pure) |
+//! | [`operator`] | the `Operator` trait, the `UdfInvoker` seam, decode, key_by, UDF steps, windows, process |
 //! | [`wasm`] | wasmtime: loading, checking and running components (implements `UdfInvoker`) |
 //! | [`connector`] | sources, sinks, dead-letter writers |
 //! | [`exec`] | threads, channels, partitioning, the task loop |
 //! | [`job`] | manifest → plan → run → summary |
 //! | [`cli`] | the `weir` command line |
 //!
-//! Only `wasm` imports wasmtime; only `cli` reads argv and the environment.
+//! Only `wasm` imports wasmtime, only `state` RocksDB; only `cli` reads argv
+//! and the environment.
 
 #![deny(missing_docs)]
 
+pub mod checkpoint;
 pub mod cli;
 pub mod connector;
 pub mod exec;

@@ -36,9 +36,15 @@ pub fn event_time_in_range(ts: Timestamp) -> bool {
     (-MAX_EVENT_TIME..=MAX_EVENT_TIME).contains(&ts)
 }
 
-/// Identifies one checkpoint of a pipeline; increases by one per checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct CheckpointId(pub u64);
+/// A checkpoint barrier: everything before it on a channel belongs to
+/// checkpoint `id`, everything after to later ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Barrier {
+    /// The checkpoint; increases by one per checkpoint.
+    pub id: u64,
+    /// A savepoint on stop: after it, tasks end without draining.
+    pub stop: bool,
+}
 
 /// What flows on a channel between two tasks.
 #[derive(Debug)]
@@ -50,8 +56,8 @@ pub enum Message {
     /// The sender has no data for now: until its next watermark it must not
     /// hold the receiver's watermark back.
     Idle,
-    /// Checkpoint barrier: everything before it belongs to the checkpoint.
-    Barrier(CheckpointId),
+    /// Checkpoint barrier.
+    Barrier(Barrier),
     /// The sender has finished; nothing follows.
     End,
 }

@@ -32,6 +32,14 @@ enum Command {
         /// Print no summary.
         #[arg(long, short)]
         quiet: bool,
+        /// Overrides the manifest's parallelism (a checkpoint or savepoint
+        /// can be continued at another one).
+        #[arg(long, short)]
+        parallelism: Option<u32>,
+        /// Continues from this checkpoint or savepoint directory instead of
+        /// the newest one in the checkpoint directory.
+        #[arg(long)]
+        from: Option<PathBuf>,
     },
     /// Works with function components.
     Udf {
@@ -54,7 +62,9 @@ pub fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { manifest, udf_dirs, quiet } => run::run(&manifest, udf_dirs, quiet, wasm_config()),
+        Command::Run { manifest, udf_dirs, quiet, parallelism, from } => {
+            run::run(run::RunOptions { manifest, udf_dirs, quiet, parallelism, from }, wasm_config())
+        }
         Command::Udf { command: UdfCommand::Inspect { file } } => udf::inspect(&file),
     }
 }

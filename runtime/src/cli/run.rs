@@ -1,22 +1,39 @@
 //! `weir run MANIFEST`.
 
 use super::{EXIT_FAILED, EXIT_INVALID};
+use crate::exec::Controls;
 use crate::job::{Job, Summary, UdfDirs};
 use crate::manifest::Manifest;
 use crate::wasm::{WasmConfig, WasmHost};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
-pub(super) fn run(manifest: &Path, udf_dirs: Vec<PathBuf>, quiet: bool, wasm: WasmConfig) -> ExitCode {
-    let m = match Manifest::load(manifest) {
+/// Options of `weir run`.
+pub(super) struct RunOptions {
+    pub manifest: PathBuf,
+    pub udf_dirs: Vec<PathBuf>,
+    pub quiet: bool,
+    pub parallelism: Option<u32>,
+    pub from: Option<PathBuf>,
+}
+
+pub(super) fn run(o: RunOptions, wasm: WasmConfig) -> ExitCode {
+    let manifest = o.manifest.as_path();
+    let mut m = match Manifest::load(manifest) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("weir: {}: {e}", manifest.display());
             return ExitCode::from(EXIT_INVALID);
         }
     };
+    if let Some(p) = o.parallelism {
+        if p == 0 || p > m.max_parallelism {
+            eprintln!("weir: --parallelism {p} is out of range 1..={} (max_parallelism)", m.max_parallelism);
+            return ExitCode::from(EXIT_INVALID);
+        }
+        m.parallelism = p;
+    }
     let host = match WasmHost::new(wasm) {
         Ok(h) => h,
         Err(e) => {
@@ -24,17 +41,27 @@ pub(super) fn run(manifest: &Path, udf_dirs: Vec<PathBuf>, quiet: bool, wasm: Wa
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let job = match Job::build(&m, &host, &UdfDirs::new(udf_dirs)) {
+    let job = match Job::build(&m, &host, &UdfDirs::new(o.udf_dirs), o.from.as_deref()) {
         Ok(j) => j,
         Err(e) => {
             eprintln!("weir: pipeline {} not started: {e}", m.name);
             return ExitCode::from(EXIT_INVALID);
         }
     };
-    install_ctrl_c(job.stop_handle());
+    if let Some(from) = job.resumed_from() {
+        eprintln!("weir: continuing from {}", from.display());
+    }
+    let controls = job.controls();
+    install_signals(&controls, m.checkpoint.is_some());
     match job.run() {
         Ok(summary) => {
-            if !quiet {
+            if let Some(at) = &summary.already_finished {
+                eprintln!(
+                    "weir: pipeline {} had already finished ({}); nothing to do. To run it again, remove its checkpoint directory and output",
+                    summary.pipeline,
+                    at.display()
+                );
+            } else if !o.quiet {
                 print_summary(&summary);
             }
             ExitCode::SUCCESS
@@ -46,19 +73,28 @@ pub(super) fn run(manifest: &Path, udf_dirs: Vec<PathBuf>, quiet: bool, wasm: Wa
     }
 }
 
-/// First Ctrl-C: stop reading and drain. Second: exit at once.
-fn install_ctrl_c(stop: Arc<AtomicBool>) {
+/// First Ctrl-C (or SIGTERM): stop reading and drain, or with checkpoints
+/// stop at a savepoint. Second: exit at once. SIGUSR1: take a savepoint.
+fn install_signals(controls: &Controls, checkpointed: bool) {
     let pressed = AtomicBool::new(false);
+    let stop = controls.stop.clone();
     let result = ctrlc::set_handler(move || {
         if pressed.swap(true, Ordering::SeqCst) {
-            eprintln!("weir: interrupted again, exiting without draining");
+            eprintln!("weir: interrupted again, exiting at once");
             std::process::exit(130);
         }
-        eprintln!("weir: stopping: draining what was read (Ctrl-C again to exit at once)");
+        if checkpointed {
+            eprintln!("weir: stopping at a savepoint (Ctrl-C again to exit at once)");
+        } else {
+            eprintln!("weir: stopping: draining what was read (Ctrl-C again to exit at once)");
+        }
         stop.store(true, Ordering::SeqCst);
     });
     if let Err(e) = result {
         tracing::warn!("cannot install the Ctrl-C handler: {e}");
+    }
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGUSR1, controls.savepoint.clone()) {
+        tracing::warn!("cannot install the SIGUSR1 (savepoint) handler: {e}");
     }
 }
 
@@ -84,6 +120,17 @@ fn print_summary(s: &Summary) {
         }
         if step.failed_calls > 0 {
             line.push_str(&format!("  failed calls {}", step.failed_calls));
+        }
+        eprintln!("{line}");
+    }
+    let c = &s.checkpoints;
+    if c.completed + c.failed > 0 {
+        let mut line = format!("  checkpoints: {} complete, {} failed", c.completed, c.failed);
+        if c.completed > 0 {
+            line.push_str(&format!(" (slowest {} ms)", c.slowest_ms));
+        }
+        if let Some(at) = &c.stopped_at {
+            line.push_str(&format!("; stopped at {}: run the same command to continue", at.display()));
         }
         eprintln!("{line}");
     }

@@ -6,6 +6,7 @@
 //! parallel. Record timestamps are the events' `ts`.
 
 use super::{Read, Source};
+use crate::checkpoint::SourcePosition;
 use crate::types::BatchWriter;
 use std::io;
 use std::time::{Duration, Instant};
@@ -94,7 +95,19 @@ impl BidSource {
     }
 }
 
+impl BidSource {
+    /// Resumes a split at event `next` (a checkpointed position).
+    pub fn resume(seed: u64, count: Option<u64>, rate: Option<u64>, next: u64, stride: u64) -> BidSource {
+        let pace = rate.map(|r| (Instant::now(), r as f64 / stride as f64));
+        BidSource { seed, next, stride: stride.max(1), end: count.unwrap_or(u64::MAX), emitted: 0, pace }
+    }
+}
+
 impl Source for BidSource {
+    fn position(&self) -> Option<SourcePosition> {
+        Some(SourcePosition::Bids { next: self.next, stride: self.stride })
+    }
+
     fn read(&mut self, max: usize) -> io::Result<Read> {
         if self.next >= self.end {
             return Ok(Read::End);

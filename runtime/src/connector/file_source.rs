@@ -5,6 +5,7 @@
 
 use super::lines::{HeaderSlot, LineReader};
 use super::{Read, Source};
+use crate::checkpoint::SourcePosition;
 use crate::operator::decode::{header_columns, CsvColumns};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
@@ -18,6 +19,11 @@ pub struct FileSource {
 impl Source for FileSource {
     fn read(&mut self, max: usize) -> io::Result<Read> {
         self.reader.read(max)
+    }
+
+    fn position(&self) -> Option<SourcePosition> {
+        let (offset, end) = self.reader.position();
+        Some(SourcePosition::File { offset, end })
     }
 }
 
@@ -73,11 +79,19 @@ pub fn open_splits(
         starts.push(line_start_at_or_after(&mut reader, at, len).map_err(with_path)?);
     }
     starts.push(len);
-    let mut sources = Vec::with_capacity(splits as usize);
-    for w in starts.windows(2) {
+    let ranges: Vec<(u64, u64)> = starts.windows(2).map(|w| (w[0], w[1])).collect();
+    open_ranges(path, &ranges, skip_blank)
+}
+
+/// Opens one source per byte range `(offset, end)` of `path` (each
+/// starting at a line start, as checkpoints record them).
+pub fn open_ranges(path: &Path, ranges: &[(u64, u64)], skip_blank: bool) -> io::Result<Vec<FileSource>> {
+    let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let mut sources = Vec::with_capacity(ranges.len());
+    for &(offset, end) in ranges {
         let mut f = File::open(path).map_err(with_path)?;
-        f.seek(SeekFrom::Start(w[0])).map_err(with_path)?;
-        sources.push(FileSource { reader: LineReader::new(f, w[0], w[1], skip_blank, None::<HeaderSlot>) });
+        f.seek(SeekFrom::Start(offset)).map_err(with_path)?;
+        sources.push(FileSource { reader: LineReader::new(f, offset, end, skip_blank, None::<HeaderSlot>) });
     }
     Ok(sources)
 }

@@ -45,6 +45,11 @@ impl<R: io::Read> LineReader<R> {
         LineReader { reader, buf: vec![0; READ_SIZE], start: 0, end: 0, eof: false, offset, limit, skip_blank, header }
     }
 
+    /// The offset of the next unread line, and the limit.
+    pub fn position(&self) -> (u64, u64) {
+        (self.offset, self.limit)
+    }
+
     /// Refills the buffer; `Ok(false)` when nothing could be read right now.
     fn fill(&mut self) -> io::Result<bool> {
         if self.start > 0 {

@@ -12,6 +12,7 @@ pub mod lines;
 pub mod sink;
 pub mod stream_source;
 
+use crate::checkpoint::SourcePosition;
 use crate::types::Batch;
 use std::io;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -31,6 +32,12 @@ pub enum Read {
 pub trait Source: Send {
     /// Reads up to `max` records; blocks at most about 100 ms.
     fn read(&mut self, max: usize) -> io::Result<Read>;
+
+    /// Where the split stands (between reads), for a checkpoint; `None`
+    /// when the source cannot be replayed.
+    fn position(&self) -> Option<SourcePosition> {
+        None
+    }
 }
 
 /// One subtask's output.
@@ -39,6 +46,11 @@ pub trait Sink: Send {
     fn write(&mut self, batch: &Batch) -> io::Result<()>;
     /// Flushes everything written; called once at the end.
     fn finish(&mut self) -> io::Result<()>;
+    /// Checkpoint `id`: makes what was written so far durable, to become
+    /// visible when the checkpoint completes (see [`Committer`](crate::checkpoint::Committer)).
+    fn pre_commit(&mut self, _id: u64) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Processing time now, ms since the epoch (the timestamp of records read

@@ -4,7 +4,7 @@
 use super::TaskError;
 use crate::connector::Sink;
 use crate::operator::StepMetrics;
-use crate::types::{key_group, subtask_of_key_group, Batch, BatchWriter, Message, Timestamp};
+use crate::types::{key_group, subtask_of_key_group, Barrier, Batch, BatchWriter, Message, Timestamp};
 use crossbeam_channel::Sender;
 use std::sync::Arc;
 
@@ -65,6 +65,15 @@ impl Output {
 
     pub(crate) fn watermark(&mut self, watermark: Timestamp) -> Result<(), TaskError> {
         self.broadcast(|| Message::Watermark(watermark))
+    }
+
+    /// A checkpoint barrier: forwarded downstream, or, at the sink, the
+    /// output so far is pre-committed.
+    pub(crate) fn barrier(&mut self, barrier: Barrier) -> Result<(), TaskError> {
+        if let Output::Sink { sink, .. } = self {
+            return sink.pre_commit(barrier.id).map_err(|e| TaskError::Sink(e.to_string()));
+        }
+        self.broadcast(|| Message::Barrier(barrier))
     }
 
     pub(crate) fn idle(&mut self) -> Result<(), TaskError> {

@@ -1,8 +1,10 @@
 //! The physical plan: stages of parallel subtasks joined by edges.
 
+use crate::checkpoint::{Store, Timing};
 use crate::connector::{Sink, Source};
 use crate::operator::{Operator, StepMetrics};
 use crate::time::BoundedOutOfOrderness;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// An operator and the counters of the step it belongs to.
@@ -11,6 +13,8 @@ pub struct ChainOp {
     pub op: Box<dyn Operator>,
     /// Its step's counters (shared by the step's subtasks).
     pub metrics: Arc<StepMetrics>,
+    /// The step, for operators whose state is checkpointed.
+    pub step: Option<u32>,
 }
 
 /// Where a subtask's records come from.
@@ -32,6 +36,8 @@ pub struct SubtaskPlan {
     pub sink: Option<Box<dyn Sink>>,
     /// Where this subtask generates watermarks (the subtask that assigns event time).
     pub event_time: Option<EventTimePlan>,
+    /// The key groups it owns (keyed stages).
+    pub key_groups: Range<u32>,
 }
 
 /// Watermark generation in a subtask.
@@ -75,6 +81,18 @@ pub struct Plan {
     pub channel_capacity: usize,
     /// Counters of the sink (records written).
     pub sink_metrics: Arc<StepMetrics>,
+    /// Checkpoints, when configured.
+    pub checkpointing: Option<CheckpointPlan>,
+}
+
+/// How a plan is checkpointed.
+pub struct CheckpointPlan {
+    /// Where checkpoints go, and the sink's committer.
+    pub store: Store,
+    /// When.
+    pub timing: Timing,
+    /// The id of the first checkpoint (one past the one restored from).
+    pub first_id: u64,
 }
 
 impl Plan {

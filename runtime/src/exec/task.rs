@@ -3,12 +3,16 @@
 
 use super::output::Output;
 use super::plan::{ChainOp, EventTimePlan, SubtaskInput};
-use super::TaskError;
+use super::{Control, TaskError, TaskEvent};
+use crate::checkpoint::store::in_progress_dir;
+use crate::checkpoint::{OperatorSnapshot, SourcePosition, TaskId, TaskSnapshot};
 use crate::connector::{now_ms, Read, Source};
 use crate::operator::{Operator, OperatorError, StepMetrics};
 use crate::time::{InputWatermarks, WatermarkUpdate};
-use crate::types::{Batch, Message, Timestamp};
-use crossbeam_channel::{Receiver, Select};
+use crate::types::{Barrier, Batch, Message, Timestamp};
+use crossbeam_channel::{Receiver, Select, Sender};
+use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +37,33 @@ pub(crate) struct Task {
     pub(crate) last_tick: i64,
     /// Whether downstream was told this subtask is idle.
     pub(crate) idle: bool,
+    /// Stage and subtask.
+    pub(crate) id: TaskId,
+    /// Checkpoint triggers (source tasks of checkpointed plans).
+    pub(crate) control: Option<Receiver<Control>>,
+    /// Acknowledgements and the like, to the executor.
+    pub(crate) events: Sender<TaskEvent>,
+    /// The checkpoint directory (checkpointed plans).
+    pub(crate) checkpoints: Option<Arc<PathBuf>>,
+    /// The key groups this subtask owns.
+    pub(crate) key_groups: Range<u32>,
+}
+
+/// How a subtask's run ended without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// Its input ended (or it drained on stop): everything was emitted.
+    Finished,
+    /// It stopped at a savepoint barrier, without draining.
+    AtSavepoint,
+}
+
+/// Fails with the first storage failure of the operators' state.
+fn check_state(op: &dyn Operator) -> Result<(), TaskError> {
+    match op.state_failure() {
+        None => Ok(()),
+        Some(e) => Err(TaskError::State(e)),
+    }
 }
 
 pub(crate) enum TaskInput {
@@ -66,6 +97,7 @@ fn push(
             StepMetrics::add(&c.metrics.records_in, b.len());
             c.op.process(b, &mut next).map_err(TaskError::Operator)?;
         }
+        check_state(c.op.as_ref())?;
         for b in &next {
             StepMetrics::add(&c.metrics.records_out, b.len());
         }
@@ -90,6 +122,7 @@ fn each_op(
     for i in 0..ops.len() {
         let mut emitted = Vec::new();
         hook(ops[i].op.as_mut(), &mut emitted).map_err(TaskError::Operator)?;
+        check_state(ops[i].op.as_ref())?;
         for b in &emitted {
             StepMetrics::add(&ops[i].metrics.records_out, b.len());
         }
@@ -101,7 +134,7 @@ fn each_op(
 }
 
 impl Task {
-    pub(crate) fn run(mut self) -> Result<(), TaskError> {
+    pub(crate) fn run(mut self) -> Result<Ended, TaskError> {
         match std::mem::replace(&mut self.input, TaskInput::Channels(Vec::new())) {
             TaskInput::Source(source) => self.run_source(source),
             TaskInput::Channels(inputs) => self.run_channels(inputs),
@@ -141,10 +174,18 @@ impl Task {
         Ok(())
     }
 
-    fn run_source(&mut self, mut source: Box<dyn Source>) -> Result<(), TaskError> {
+    fn run_source(&mut self, mut source: Box<dyn Source>) -> Result<Ended, TaskError> {
         while !self.stop.load(Ordering::Relaxed) {
             if self.failed.load(Ordering::Relaxed) {
                 return Err(TaskError::Disconnected);
+            }
+            // Barriers go in between batches, where the position is exact.
+            let triggers: Vec<Control> = self.control.as_ref().map(|c| c.try_iter().collect()).unwrap_or_default();
+            for Control::Trigger(barrier) in triggers {
+                self.checkpoint(barrier, source.position())?;
+                if barrier.stop {
+                    return Ok(Ended::AtSavepoint);
+                }
             }
             match source.read(self.batch_size).map_err(|e| TaskError::Source(e.to_string()))? {
                 Read::Batch(b) => self.data(b)?,
@@ -153,18 +194,65 @@ impl Task {
             }
             self.housekeeping()?;
         }
+        let _ = self.events.send(TaskEvent::SourceFinished(self.id));
         self.end()
     }
 
-    fn run_channels(&mut self, inputs: Vec<Receiver<Message>>) -> Result<(), TaskError> {
+    /// Checkpoint `barrier`: forwards it (or pre-commits the sink), then
+    /// snapshots the operators and reports to the executor. A snapshot
+    /// that fails declines the checkpoint; processing goes on.
+    fn checkpoint(&mut self, barrier: Barrier, source: Option<SourcePosition>) -> Result<(), TaskError> {
+        self.output.barrier(barrier)?;
+        let event = match self.snapshot(barrier.id, source) {
+            Ok(snapshot) => TaskEvent::Ack { task: self.id, id: barrier.id, snapshot },
+            Err(reason) => TaskEvent::Decline { task: self.id, id: barrier.id, reason },
+        };
+        let _ = self.events.send(event);
+        Ok(())
+    }
+
+    fn snapshot(&mut self, id: u64, source: Option<SourcePosition>) -> Result<TaskSnapshot, String> {
+        let generator = self.event_time.as_ref().map(|p| p.generator.max_timestamp());
+        let mut operators = Vec::new();
+        for c in &mut self.chain {
+            let Some(step) = c.step else { continue };
+            let root = self.checkpoints.as_ref().ok_or("the pipeline has no checkpoint directory")?;
+            let dir = in_progress_dir(root, id);
+            std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let name = format!("s{}-t{}-step{step}", self.id.0, self.id.1);
+            if let Some(saved) = c.op.snapshot(&dir.join(name))? {
+                operators.push(OperatorSnapshot {
+                    step,
+                    subtask: self.id.1,
+                    key_groups: (self.key_groups.start, self.key_groups.end),
+                    state: saved.state,
+                    meta: saved.meta,
+                });
+            }
+        }
+        Ok(TaskSnapshot { source, generator, operators })
+    }
+
+    fn run_channels(&mut self, inputs: Vec<Receiver<Message>>) -> Result<Ended, TaskError> {
         let mut watermarks = InputWatermarks::new(inputs.len());
         let generates = self.event_time.is_some();
-        let mut select = Select::new();
-        for r in &inputs {
-            select.recv(r);
-        }
+        // Inputs that ended, and inputs held back until every input delivered the barrier being aligned.
+        let mut ended = vec![false; inputs.len()];
+        let mut blocked = vec![false; inputs.len()];
+        let mut aligning: Option<Barrier> = None;
         let mut open = inputs.len();
+        let mut changed = true;
+        let mut select = Select::new();
+        let mut index: Vec<usize> = Vec::new();
         while open > 0 {
+            if changed {
+                (select, index) = (Select::new(), Vec::new());
+                for (i, r) in inputs.iter().enumerate().filter(|(i, _)| !ended[*i] && !blocked[*i]) {
+                    select.recv(r);
+                    index.push(i);
+                }
+                changed = false;
+            }
             let ready = if self.ticks || generates {
                 select.select_timeout(Duration::from_millis(TICK as u64)).ok()
             } else {
@@ -174,7 +262,7 @@ impl Task {
                 self.housekeeping()?;
                 continue;
             };
-            let i = op.index();
+            let i = index[op.index()];
             // An input that disconnects without `End` failed: finishing as if
             // the input had ended would write partial results as final.
             let message = op.recv(&inputs[i]).map_err(|_| TaskError::Disconnected)?;
@@ -194,14 +282,37 @@ impl Task {
                         self.watermark(w)?;
                     }
                 }
-                Message::Barrier(_) => {}
+                Message::Barrier(b) => {
+                    match aligning {
+                        Some(a) if a.id > b.id => continue, // a stale barrier
+                        Some(a) if a.id < b.id => {
+                            // Barrier `a` can no longer align (its checkpoint was given up): align `b` instead.
+                            let reason = "a later checkpoint overtook it".to_string();
+                            let _ = self.events.send(TaskEvent::Decline { task: self.id, id: a.id, reason });
+                            blocked.fill(false);
+                        }
+                        _ => {}
+                    }
+                    aligning = Some(b);
+                    blocked[i] = true;
+                    changed = true;
+                }
                 Message::End => {
-                    select.remove(i);
+                    ended[i] = true;
                     open -= 1;
+                    changed = true;
                     // The end of every input is handled by `end` (which implies the final watermark).
                     if let Some(w) = watermarks.end(i).filter(|&w| w != Timestamp::MAX && !generates) {
                         self.watermark(w)?;
                     }
+                }
+            }
+            if let Some(b) = aligning.filter(|_| (0..inputs.len()).all(|i| ended[i] || blocked[i])) {
+                aligning = None;
+                blocked.fill(false);
+                self.checkpoint(b, None)?;
+                if b.stop {
+                    return Ok(Ended::AtSavepoint);
                 }
             }
             if !generates {
@@ -230,9 +341,10 @@ impl Task {
     /// windows), then the final watermark fires everything event-time, then
     /// the next stage hears `End`, which implies that watermark. Nothing is
     /// emitted after the final watermark.
-    fn end(&mut self) -> Result<(), TaskError> {
+    fn end(&mut self) -> Result<Ended, TaskError> {
         each_op(&mut self.chain, &mut self.output, |op, out| op.on_end(out))?;
         each_op(&mut self.chain, &mut self.output, |op, out| op.on_watermark(Timestamp::MAX, out))?;
-        self.output.end()
+        self.output.end()?;
+        Ok(Ended::Finished)
     }
 }

@@ -7,16 +7,17 @@
 //! [`Job::run`] then runs the plan to the end of the input (or until stopped).
 
 mod catalog;
+mod durability;
 mod planner;
 
 pub use catalog::{UdfCatalog, UdfDirs};
 
-use crate::exec::{self, Plan, TaskError};
+use crate::exec::{self, Controls, Plan, RunReport, TaskError};
 use crate::manifest::Manifest;
 use crate::operator::StepMetrics;
 use crate::wasm::WasmHost;
 use std::fmt;
-use std::sync::atomic::AtomicBool;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,10 @@ pub enum JobError {
     Source(String),
     /// An output could not be created.
     Output(String),
+    /// The state storage could not be prepared.
+    State(String),
+    /// The checkpoint to continue from is unusable or does not fit.
+    Restore(String),
     /// The pipeline failed while running.
     Failed(String),
 }
@@ -44,6 +49,8 @@ impl fmt::Display for JobError {
             JobError::Udf { step, message } => write!(f, "{step}: {message}"),
             JobError::Source(m) => write!(f, "source: {m}"),
             JobError::Output(m) => write!(f, "output: {m}"),
+            JobError::State(m) => write!(f, "state: {m}"),
+            JobError::Restore(m) => write!(f, "checkpoint: {m}"),
             JobError::Failed(m) => write!(f, "pipeline failed: {m}"),
         }
     }
@@ -82,6 +89,12 @@ pub struct Summary {
     pub elapsed: Duration,
     /// The source (decode) first, then every step, then the sink.
     pub steps: Vec<StepSummary>,
+    /// Checkpoints taken.
+    pub checkpoints: RunReport,
+    /// The checkpoint the run continued from.
+    pub resumed_from: Option<PathBuf>,
+    /// Set when there was nothing to do: the pipeline had finished at this checkpoint.
+    pub already_finished: Option<PathBuf>,
 }
 
 impl Summary {
@@ -104,27 +117,62 @@ impl Summary {
 /// A built pipeline, ready to run.
 pub struct Job {
     name: String,
-    plan: Plan,
+    plan: Option<Plan>,
     metrics: Vec<(String, Arc<StepMetrics>)>,
-    stop: Arc<AtomicBool>,
+    controls: Arc<Controls>,
+    resumed_from: Option<PathBuf>,
+    already_finished: Option<PathBuf>,
+    _lock: Option<durability::Lock>,
 }
 
 impl Job {
-    /// Builds `manifest`, taking functions from `catalog` and running them on `host`.
-    pub fn build(manifest: &Manifest, host: &WasmHost, catalog: &dyn UdfCatalog) -> Result<Job, JobError> {
-        let (plan, metrics) = planner::plan(manifest, host, catalog)?;
-        Ok(Job { name: manifest.name.clone(), plan, metrics, stop: Arc::new(AtomicBool::new(false)) })
+    /// Builds `manifest`, taking functions from `catalog` and running them
+    /// on `host`. With checkpoints, it continues from `from` (a checkpoint
+    /// or savepoint directory) or else from the newest complete checkpoint.
+    pub fn build(
+        manifest: &Manifest,
+        host: &WasmHost,
+        catalog: &dyn UdfCatalog,
+        from: Option<&Path>,
+    ) -> Result<Job, JobError> {
+        let prepared = durability::prepare(manifest, from)?;
+        let resumed_from = prepared.durability.restore.as_ref().map(|r| r.dir.clone());
+        let (plan, metrics) = match prepared.finished {
+            Some(_) => (None, Vec::new()),
+            None => {
+                let (plan, metrics) = planner::plan(manifest, host, catalog, prepared.durability)?;
+                (Some(plan), metrics)
+            }
+        };
+        Ok(Job {
+            name: manifest.name.clone(),
+            plan,
+            metrics,
+            controls: Arc::new(Controls::default()),
+            resumed_from,
+            already_finished: prepared.finished,
+            _lock: prepared.lock,
+        })
     }
 
-    /// Setting this flag makes the sources stop; the job then drains and ends.
-    pub fn stop_handle(&self) -> Arc<AtomicBool> {
-        self.stop.clone()
+    /// The checkpoint or savepoint this run continues from.
+    pub fn resumed_from(&self) -> Option<&Path> {
+        self.resumed_from.as_deref().filter(|_| self.already_finished.is_none())
+    }
+
+    /// Requests to the running job: stop (drain, or with checkpoints stop
+    /// at a savepoint), take a savepoint.
+    pub fn controls(&self) -> Arc<Controls> {
+        self.controls.clone()
     }
 
     /// Runs to the end of the input, or until stopped.
     pub fn run(self) -> Result<Summary, JobError> {
         let start = Instant::now();
-        let result = exec::run(self.plan, self.stop);
+        let (report, result) = match self.plan {
+            Some(plan) => exec::run(plan, self.controls),
+            None => (RunReport::default(), Ok(())),
+        };
         let steps = self
             .metrics
             .iter()
@@ -136,7 +184,14 @@ impl Job {
                 failed_calls: StepMetrics::get(&m.failed_calls),
             })
             .collect();
-        let summary = Summary { pipeline: self.name, elapsed: start.elapsed(), steps };
+        let summary = Summary {
+            pipeline: self.name,
+            elapsed: start.elapsed(),
+            steps,
+            checkpoints: report,
+            resumed_from: self.resumed_from,
+            already_finished: self.already_finished,
+        };
         match result {
             Ok(()) => Ok(summary),
             Err(TaskError::Operator(e)) => Err(JobError::Failed(e.to_string())),

@@ -10,16 +10,18 @@
 
 use super::catalog::UdfCatalog;
 use super::JobError;
+use crate::checkpoint::store::Restorable;
+use crate::checkpoint::{SourcePosition, Store, Timing};
 use crate::connector::bids::BidSource;
 use crate::connector::dead_letter::DeadLetterWriter;
-use crate::connector::file_source::{open_splits, CsvHeader};
+use crate::connector::file_source::{open_ranges, open_splits, CsvHeader};
 use crate::connector::lines::HeaderSlot;
-use crate::connector::sink::{FileSink, SharedOutput, SharedSink};
+use crate::connector::sink::{FileSink, SharedOutput, SharedSink, StagedFileSink};
 use crate::connector::{now_ms, stream_source, Sink, Source};
-use crate::exec::{ChainOp, EdgeKind, EventTimePlan, Plan, StagePlan, SubtaskInput, SubtaskPlan};
+use crate::exec::{ChainOp, CheckpointPlan, EdgeKind, EventTimePlan, Plan, StagePlan, SubtaskInput, SubtaskPlan};
 use crate::manifest::{
-    AggregateSpec, EventTimeSpec, Format, KeyBySpec, Manifest, OutputSpec, SinkSpec, SourceKind, Splits, StepKind,
-    StepSpec, TimeMode, TimestampSource, UdfStepSpec, WindowKind, WindowStepSpec,
+    AggregateSpec, EventTimeSpec, Format, KeyBySpec, Manifest, OutputSpec, SinkSpec, SourceKind, Splits,
+    StateBackendKind, StepKind, StepSpec, TimeMode, TimestampSource, UdfStepSpec, WindowKind, WindowStepSpec,
 };
 use crate::operator::decode::{CsvColumns, Decode, TimestampCheck};
 use crate::operator::key_by::{KeyByField, RequireKey};
@@ -30,8 +32,8 @@ use crate::operator::window::builtin::Builtin;
 use crate::operator::window::{
     CountWindows, GlobalWindows, SessionWindows, SlicedWindows, TimeDomain, TimeWindows, WindowContext,
 };
-use crate::operator::{DeadLetters, Operator, StepContext, StepMetrics};
-use crate::state::MemoryBackend;
+use crate::operator::{DeadLetters, Operator, RestoreFrom, StepContext, StepMetrics};
+use crate::state::{MemoryBackend, RestoreSource, StateBackend};
 use crate::time::BoundedOutOfOrderness;
 use crate::types::UdfRef;
 use crate::wasm::{InstanceSpec, LoadedComponent, WasmHost, WasmUdf};
@@ -39,6 +41,8 @@ use crate::window::{Assigner, CountSpec};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -58,8 +62,49 @@ fn ms(d: Duration) -> i64 {
     d.as_millis() as i64
 }
 
-pub(super) fn plan(m: &Manifest, host: &WasmHost, catalog: &dyn UdfCatalog) -> Result<(Plan, Metrics), JobError> {
+/// What a run continues from, and where its state lives.
+pub(super) struct Durability {
+    /// The checkpoint or savepoint to continue from.
+    pub restore: Option<Restorable>,
+    /// Working directory of RocksDB state.
+    pub work_dir: PathBuf,
+    /// Checkpoints: where, and when.
+    pub checkpointing: Option<(Store, Timing)>,
+}
+
+/// The key groups subtask `subtask` of `parallelism` owns: those whose
+/// [`subtask_of_key_group`](crate::types::subtask_of_key_group) is `subtask`.
+pub(crate) fn key_group_range(max_parallelism: u32, parallelism: u32, subtask: u32) -> Range<u32> {
+    let bound = |s: u32| (u64::from(s) * u64::from(max_parallelism)).div_ceil(u64::from(parallelism)) as u32;
+    bound(subtask)..bound(subtask + 1)
+}
+
+/// A new state backend for `step`'s subtask `subtask`.
+fn backend(m: &Manifest, work_dir: &Path, step: usize, subtask: u32) -> Result<Box<dyn StateBackend>, JobError> {
+    match m.state.backend {
+        StateBackendKind::Memory => Ok(Box::new(MemoryBackend::new())),
+        #[cfg(feature = "rocksdb")]
+        StateBackendKind::RocksDb => {
+            crate::state::RocksBackend::create(&work_dir.join(format!("step{step}-sub{subtask}")))
+                .map(|b| Box::new(b) as Box<dyn StateBackend>)
+                .map_err(JobError::State)
+        }
+        #[cfg(not(feature = "rocksdb"))]
+        StateBackendKind::RocksDb => {
+            let _ = (work_dir, step, subtask);
+            Err(JobError::State("this weir was built without RocksDB (cargo feature `rocksdb`)".into()))
+        }
+    }
+}
+
+pub(super) fn plan(
+    m: &Manifest,
+    host: &WasmHost,
+    catalog: &dyn UdfCatalog,
+    durability: Durability,
+) -> Result<(Plan, Metrics), JobError> {
     let p = m.parallelism;
+    let Durability { restore, work_dir, checkpointing } = durability;
     let ts_label = format!("{} event_time", source_label(m));
     let functions: Vec<(usize, String, &UdfStepSpec)> = m
         .timestamp_udf()
@@ -80,9 +125,9 @@ pub(super) fn plan(m: &Manifest, host: &WasmHost, catalog: &dyn UdfCatalog) -> R
         loaded[&u.udf].check_kind(u.function).map_err(|e| udf_err(e.to_string()))?;
     }
 
-    // 2. The source, split.
+    // 2. The source, split (or where a checkpoint left it).
     let columns = CsvColumns::default();
-    let sources = open_source(m, &columns)?;
+    let sources = open_source(m, &columns, restore.as_ref())?;
     let splits = sources.len() as u32;
 
     // 3. One started instance per function and subtask (init has run);
@@ -91,8 +136,12 @@ pub(super) fn plan(m: &Manifest, host: &WasmHost, catalog: &dyn UdfCatalog) -> R
     for (index, label, u) in &functions {
         let mut per_subtask = Vec::with_capacity(p as usize);
         for subtask in 0..p {
-            let access = matches!(u.function, crate::manifest::FunctionKind::Process)
-                .then(|| Process::access(Box::new(MemoryBackend::new()), *index as u32, m.max_parallelism));
+            let access = match u.function {
+                crate::manifest::FunctionKind::Process => {
+                    Some(Process::access(backend(m, &work_dir, *index, subtask)?, *index as u32, m.max_parallelism))
+                }
+                _ => None,
+            };
             let keyed = access.clone().map(|a| a as Arc<dyn crate::operator::keyed_access::KeyedAccess>);
             let spec = InstanceSpec { params: u.params.clone(), limits: u.limits, subtask, keyed };
             let udf = host
@@ -103,14 +152,15 @@ pub(super) fn plan(m: &Manifest, host: &WasmHost, catalog: &dyn UdfCatalog) -> R
         instances.insert(*index, per_subtask);
     }
 
-    // 4. Outputs, now that everything else worked.
+    // 4. Outputs, now that everything else worked (appended to when continuing).
+    let append = restore.is_some();
     let dead_letters: Arc<dyn DeadLetters> =
-        Arc::new(DeadLetterWriter::new(&m.name, open_side_output(&m.dead_letter)?));
+        Arc::new(DeadLetterWriter::new(&m.name, open_side_output(&m.dead_letter, append)?));
     let late: Arc<dyn DeadLetters> = match &m.late {
-        Some(spec) => Arc::new(DeadLetterWriter::new(&m.name, open_side_output(spec)?)),
+        Some(spec) => Arc::new(DeadLetterWriter::new(&m.name, open_side_output(spec, append)?)),
         None => dead_letters.clone(),
     };
-    let mut sinks = open_sinks(&m.sink, p)?;
+    let mut sinks = open_sinks(&m.sink, p, checkpointing.is_some())?;
 
     // 5. Stages.
     let source_metrics = Arc::new(StepMetrics::default());
@@ -132,53 +182,81 @@ pub(super) fn plan(m: &Manifest, host: &WasmHost, catalog: &dyn UdfCatalog) -> R
         }
     }
 
-    let mut builder =
-        ChainBuilder { m, columns, dead_letters, late, step_metrics, source_metrics, ts_metrics, ts_label, instances };
+    let resume_max_ts = restore.as_ref().and_then(|r| r.metadata.generators.iter().copied().min());
+    let mut builder = ChainBuilder {
+        m,
+        columns,
+        dead_letters,
+        late,
+        step_metrics,
+        source_metrics,
+        ts_metrics,
+        ts_label,
+        instances,
+        restore: restore.as_ref(),
+        resume_max_ts,
+        work_dir: &work_dir,
+    };
+    let all_groups = 0..m.max_parallelism;
     let mut stages = Vec::new();
     let mut edges = Vec::new();
     let fused = splits == p;
     let mut sources: Vec<Option<Box<dyn Source>>> = sources.into_iter().map(Some).collect();
-    let mut source_stage = |chain_of: &mut dyn FnMut(u32) -> (Vec<ChainOp>, Option<EventTimePlan>)| StagePlan {
-        name: "source".into(),
-        subtasks: sources
-            .iter_mut()
-            .enumerate()
-            .map(|(i, s)| {
-                let (chain, event_time) = chain_of(i as u32);
-                SubtaskPlan {
-                    input: SubtaskInput::Source(s.take().expect("each source used once")),
-                    chain,
-                    sink: None,
-                    event_time,
-                }
-            })
-            .collect(),
+    type ChainOf<'c> = dyn FnMut(u32) -> Result<(Vec<ChainOp>, Option<EventTimePlan>), JobError> + 'c;
+    let mut source_stage = |chain_of: &mut ChainOf<'_>| -> Result<StagePlan, JobError> {
+        let mut subtasks = Vec::with_capacity(sources.len());
+        for (i, s) in sources.iter_mut().enumerate() {
+            let (chain, event_time) = chain_of(i as u32)?;
+            subtasks.push(SubtaskPlan {
+                input: SubtaskInput::Source(s.take().expect("each source used once")),
+                chain,
+                sink: None,
+                event_time,
+                key_groups: all_groups.clone(),
+            });
+        }
+        Ok(StagePlan { name: "source".into(), subtasks })
     };
     for (si, seg) in segments.iter().enumerate() {
         if si == 0 && fused {
-            stages.push(source_stage(&mut |i| builder.first_chain(seg, i)));
+            stages.push(source_stage(&mut |i| builder.first_chain(seg, i))?);
             continue;
         }
         if si == 0 {
-            stages.push(source_stage(&mut |_| (Vec::new(), None)));
+            stages.push(source_stage(&mut |_| Ok((Vec::new(), None)))?);
             edges.push(EdgeKind::Rebalance);
         } else {
             edges.push(EdgeKind::Hash { max_parallelism: m.max_parallelism });
         }
-        let subtasks = (0..p)
-            .map(|i| {
-                let (chain, event_time) =
-                    if si == 0 { builder.first_chain(seg, i) } else { (builder.chain(seg, i), None) };
-                SubtaskPlan { input: SubtaskInput::Upstream, chain, sink: None, event_time }
-            })
-            .collect();
+        let mut subtasks = Vec::with_capacity(p as usize);
+        for i in 0..p {
+            let (chain, event_time, key_groups) = if si == 0 {
+                let (chain, event_time) = builder.first_chain(seg, i)?;
+                (chain, event_time, all_groups.clone())
+            } else {
+                (builder.chain(seg, i)?, None, key_group_range(m.max_parallelism, p, i))
+            };
+            subtasks.push(SubtaskPlan { input: SubtaskInput::Upstream, chain, sink: None, event_time, key_groups });
+        }
         stages.push(StagePlan { name: format!("stage{si}"), subtasks });
     }
     let last = stages.last_mut().expect("one stage at least");
     for (sub, sink) in last.subtasks.iter_mut().zip(sinks.drain(..)) {
         sub.sink = Some(sink);
     }
-    let plan = Plan { stages, edges, batch_size: m.batch_size, channel_capacity: CHANNEL_CAPACITY, sink_metrics };
+    let after_restored = restore.as_ref().map_or(1, |r| r.metadata.id + 1);
+    let checkpointing = checkpointing.map(|(store, timing)| {
+        let first_id = store.next_id().max(after_restored);
+        CheckpointPlan { store, timing, first_id }
+    });
+    let plan = Plan {
+        stages,
+        edges,
+        batch_size: m.batch_size,
+        channel_capacity: CHANNEL_CAPACITY,
+        sink_metrics,
+        checkpointing,
+    };
     Ok((plan, metrics))
 }
 
@@ -193,9 +271,35 @@ struct ChainBuilder<'a> {
     ts_metrics: Arc<StepMetrics>,
     ts_label: String,
     instances: Instances,
+    restore: Option<&'a Restorable>,
+    resume_max_ts: Option<i64>,
+    work_dir: &'a Path,
 }
 
 impl ChainBuilder<'_> {
+    fn key_groups(&self, subtask: u32) -> Range<u32> {
+        key_group_range(self.m.max_parallelism, self.m.parallelism, subtask)
+    }
+
+    /// The saved state of `step` that subtask `subtask` takes over: every
+    /// snapshot whose key groups overlap its own.
+    fn restore_from(&self, step: u32, subtask: u32) -> Vec<RestoreFrom> {
+        let Some(r) = self.restore else { return Vec::new() };
+        let mine = self.key_groups(subtask);
+        r.metadata
+            .operators
+            .iter()
+            .filter(|o| o.step == step && o.key_groups.0 < mine.end && mine.start < o.key_groups.1)
+            .map(|o| RestoreFrom {
+                state: o.state.as_ref().map(|f| RestoreSource {
+                    dir: r.dir.join(&f.dir),
+                    files: f.clone(),
+                    key_groups: o.key_groups.0..o.key_groups.1,
+                }),
+                meta: o.meta.clone(),
+            })
+            .collect()
+    }
     fn ctx(&self, label: String, subtask: u32, metrics: &Arc<StepMetrics>) -> StepContext {
         StepContext { label: label.into(), subtask, dead_letters: self.dead_letters.clone(), metrics: metrics.clone() }
     }
@@ -213,7 +317,11 @@ impl ChainBuilder<'_> {
 
     /// The chain of the first segment: decode, event time, then the steps;
     /// with the watermark generation that goes with it.
-    fn first_chain(&mut self, segment: &[&StepSpec], subtask: u32) -> (Vec<ChainOp>, Option<EventTimePlan>) {
+    fn first_chain(
+        &mut self,
+        segment: &[&StepSpec],
+        subtask: u32,
+    ) -> Result<(Vec<ChainOp>, Option<EventTimePlan>), JobError> {
         let source = &self.m.source;
         let field = match &source.event_time {
             Some(EventTimeSpec { assign: TimestampSource::Field(p), .. }) => Some(p.clone()),
@@ -221,25 +329,33 @@ impl ChainBuilder<'_> {
         };
         let ctx = self.ctx(source_label(self.m), subtask, &self.source_metrics);
         let decode = Decode::new(source.format.clone(), field, self.columns.clone(), ctx);
-        let mut chain = vec![ChainOp { op: Box::new(decode), metrics: self.source_metrics.clone() }];
+        let mut chain = vec![ChainOp { op: Box::new(decode), metrics: self.source_metrics.clone(), step: None }];
         if let Some(u) = self.m.timestamp_udf() {
             let (invoker, _) = self.instance(TIMESTAMP_STEP);
             let ctx = self.ctx(self.ts_label.clone(), subtask, &self.ts_metrics);
             chain.push(ChainOp {
                 op: Box::new(UdfStep::new(u.function, Box::new(invoker), u.on_error, ctx.clone())),
                 metrics: self.ts_metrics.clone(),
+                step: None,
             });
-            chain.push(ChainOp { op: Box::new(TimestampCheck::new(ctx)), metrics: Arc::new(StepMetrics::default()) });
+            chain.push(ChainOp {
+                op: Box::new(TimestampCheck::new(ctx)),
+                metrics: Arc::new(StepMetrics::default()),
+                step: None,
+            });
         }
-        let event_time = source.event_time.as_ref().map(|e| EventTimePlan {
-            generator: BoundedOutOfOrderness::new(e.max_out_of_orderness, e.idle_timeout),
-            observe_after: chain.len() - 1,
+        let event_time = source.event_time.as_ref().map(|e| {
+            let mut generator = BoundedOutOfOrderness::new(e.max_out_of_orderness, e.idle_timeout);
+            if let Some(max_ts) = self.resume_max_ts {
+                generator.resume(max_ts);
+            }
+            EventTimePlan { generator, observe_after: chain.len() - 1 }
         });
-        chain.extend(self.chain(segment, subtask));
-        (chain, event_time)
+        chain.extend(self.chain(segment, subtask)?);
+        Ok((chain, event_time))
     }
 
-    fn chain(&mut self, segment: &[&StepSpec], subtask: u32) -> Vec<ChainOp> {
+    fn chain(&mut self, segment: &[&StepSpec], subtask: u32) -> Result<Vec<ChainOp>, JobError> {
         let mut chain = Vec::new();
         for step in segment {
             let metrics = self.step_metrics[step.index].clone();
@@ -253,11 +369,11 @@ impl ChainBuilder<'_> {
                 }
                 StepKind::KeyBy(KeyBySpec::Udf(u)) => {
                     let call = self.udf_step(step, u, subtask);
-                    chain.push(ChainOp { op: Box::new(call), metrics: metrics.clone() });
+                    chain.push(ChainOp { op: Box::new(call), metrics: metrics.clone(), step: None });
                     let unreported = Arc::new(StepMetrics::default());
                     Box::new(RequireKey::new(self.ctx(step.label(), subtask, &unreported)))
                 }
-                StepKind::Window(w) => self.window(step, w, subtask),
+                StepKind::Window(w) => self.window(step, w, subtask)?,
                 StepKind::Process(u) => {
                     let (invoker, access) = self.instance(step.index);
                     let access = access.expect("process functions get their state when started");
@@ -272,12 +388,21 @@ impl ChainBuilder<'_> {
                     ))
                 }
             };
-            chain.push(ChainOp { op, metrics });
+            let stateful = matches!(step.kind, StepKind::Window(_) | StepKind::Process(_));
+            let mut op = op;
+            if stateful {
+                let from = self.restore_from(step.index as u32, subtask);
+                if !from.is_empty() {
+                    op.restore(&from, self.key_groups(subtask))
+                        .map_err(|message| JobError::Restore(format!("{}: {message}", step.label())))?;
+                }
+            }
+            chain.push(ChainOp { op, metrics, step: stateful.then_some(step.index as u32) });
         }
-        chain
+        Ok(chain)
     }
 
-    fn window(&mut self, step: &StepSpec, w: &WindowStepSpec, subtask: u32) -> Box<dyn Operator> {
+    fn window(&mut self, step: &StepSpec, w: &WindowStepSpec, subtask: u32) -> Result<Box<dyn Operator>, JobError> {
         let aggregation = match &w.aggregate {
             AggregateSpec::Builtin { kind, field, output } => {
                 Aggregation::Builtin(Builtin::new(*kind, field.clone(), *output))
@@ -298,8 +423,8 @@ impl ChainBuilder<'_> {
             step: self.ctx(step.label(), subtask, &self.step_metrics[step.index]),
             late: self.late.clone(),
         };
-        let state = Box::new(MemoryBackend::new());
-        match w.kind {
+        let state = backend(self.m, self.work_dir, step.index, subtask)?;
+        Ok(match w.kind {
             WindowKind::Tumbling { size, offset } => Box::new(TimeWindows::new(
                 Assigner::Tumbling { size: ms(size), offset: ms(offset) },
                 aggregation,
@@ -324,7 +449,7 @@ impl ChainBuilder<'_> {
                 Box::new(CountWindows::new(CountSpec { size, slide }, aggregation, state, cx))
             }
             WindowKind::Global { every } => Box::new(GlobalWindows::new(every, aggregation, state, cx)),
-        }
+        })
     }
 }
 
@@ -350,7 +475,11 @@ fn sink_label(s: &SinkSpec) -> String {
     }
 }
 
-fn open_source(m: &Manifest, columns: &CsvColumns) -> Result<Vec<Box<dyn Source>>, JobError> {
+fn open_source(
+    m: &Manifest,
+    columns: &CsvColumns,
+    restore: Option<&Restorable>,
+) -> Result<Vec<Box<dyn Source>>, JobError> {
     let p = m.parallelism;
     let skip_blank = m.source.format != Format::Lines;
     let csv = match &m.source.format {
@@ -364,6 +493,9 @@ fn open_source(m: &Manifest, columns: &CsvColumns) -> Result<Vec<Box<dyn Source>
     };
     let slot = || csv.filter(|c| c.header).map(|c| HeaderSlot { columns: columns.clone(), delimiter: c.delimiter });
     let source_err = |e: io::Error| JobError::Source(e.to_string());
+    if let Some(r) = restore {
+        return resume_source(m, columns, r, skip_blank);
+    }
     Ok(match &m.source.kind {
         SourceKind::File { path, splits } => {
             // Stateful pipelines read a file with one reader, so event time
@@ -393,23 +525,93 @@ fn open_source(m: &Manifest, columns: &CsvColumns) -> Result<Vec<Box<dyn Source>
     })
 }
 
-fn create(path: &std::path::Path) -> Result<File, JobError> {
+/// The sources of a restored pipeline: one per split with input left (at
+/// least one, so the stage exists).
+fn resume_source(
+    m: &Manifest,
+    columns: &CsvColumns,
+    r: &Restorable,
+    skip_blank: bool,
+) -> Result<Vec<Box<dyn Source>>, JobError> {
+    let mismatch = |what: &str| {
+        JobError::Restore(format!(
+            "{} recorded a {what} source position; the manifest's source is another kind",
+            r.dir.display()
+        ))
+    };
+    let source_err = |e: io::Error| JobError::Source(e.to_string());
+    match &m.source.kind {
+        SourceKind::File { path, .. } => {
+            let mut ranges = Vec::new();
+            for pos in &r.metadata.sources {
+                match pos {
+                    SourcePosition::File { offset, end } if offset < end => ranges.push((*offset, *end)),
+                    SourcePosition::File { .. } => {}
+                    SourcePosition::Bids { .. } => return Err(mismatch("bids")),
+                }
+            }
+            if ranges.is_empty() {
+                ranges.push((0, 0));
+            }
+            if let Format::Csv(c) = &m.source.format {
+                if c.header && c.columns.is_none() {
+                    // The header names the columns: read it again.
+                    let header = CsvHeader { columns: columns.clone(), delimiter: c.delimiter };
+                    open_splits(path, 1, skip_blank, Some(header)).map_err(source_err)?;
+                }
+            }
+            Ok(open_ranges(path, &ranges, skip_blank)
+                .map_err(source_err)?
+                .into_iter()
+                .map(|s| Box::new(s) as Box<dyn Source>)
+                .collect())
+        }
+        SourceKind::Bids { seed, count, rate } => {
+            let mut out: Vec<Box<dyn Source>> = Vec::new();
+            for pos in &r.metadata.sources {
+                match pos {
+                    SourcePosition::Bids { next, stride } if *next < count.unwrap_or(u64::MAX) => {
+                        out.push(Box::new(BidSource::resume(*seed, *count, *rate, *next, *stride)));
+                    }
+                    SourcePosition::Bids { .. } => {}
+                    SourcePosition::File { .. } => return Err(mismatch("file")),
+                }
+            }
+            if out.is_empty() {
+                out.push(Box::new(BidSource::resume(*seed, Some(0), None, 0, 1)));
+            }
+            Ok(out)
+        }
+        SourceKind::Stdin | SourceKind::Socket { .. } => {
+            Err(JobError::Restore("stdin and socket sources cannot resume".into()))
+        }
+    }
+}
+
+fn create(path: &std::path::Path, append: bool) -> Result<File, JobError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .map_err(|e| JobError::Output(format!("cannot create {}: {e}", parent.display())))?;
     }
-    File::create(path).map_err(|e| JobError::Output(format!("cannot create {}: {e}", path.display())))
+    let mut open = std::fs::OpenOptions::new();
+    open.create(true).write(true);
+    if append {
+        open.append(true);
+    } else {
+        open.truncate(true);
+    }
+    open.open(path).map_err(|e| JobError::Output(format!("cannot create {}: {e}", path.display())))
 }
 
-fn open_side_output(spec: &OutputSpec) -> Result<Box<dyn Write + Send>, JobError> {
+fn open_side_output(spec: &OutputSpec, append: bool) -> Result<Box<dyn Write + Send>, JobError> {
     Ok(match spec {
-        OutputSpec::File(path) => Box::new(create(path)?),
+        OutputSpec::File(path) => Box::new(create(path, append)?),
         OutputSpec::Stdout => Box::new(io::stdout()),
         OutputSpec::Stderr => Box::new(io::stderr()),
     })
 }
 
-fn open_sinks(spec: &SinkSpec, parallelism: u32) -> Result<Vec<Box<dyn Sink>>, JobError> {
+fn open_sinks(spec: &SinkSpec, parallelism: u32, staged: bool) -> Result<Vec<Box<dyn Sink>>, JobError> {
     let shared = |out: Box<dyn Write + Send>, format, flush_each| -> Vec<Box<dyn Sink>> {
         let out: SharedOutput = Arc::new(Mutex::new(out));
         (0..parallelism).map(|_| Box::new(SharedSink::new(out.clone(), format, flush_each)) as Box<dyn Sink>).collect()
@@ -420,14 +622,20 @@ fn open_sinks(spec: &SinkSpec, parallelism: u32) -> Result<Vec<Box<dyn Sink>>, J
                 .map_err(|e| JobError::Output(format!("cannot create {}: {e}", dir.display())))?;
             let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
             for i in 0..parallelism {
-                let sink = FileSink::create(&dir.join(format!("part-{i}.txt")), *format)
-                    .map_err(|e| JobError::Output(e.to_string()))?;
-                sinks.push(Box::new(sink));
+                let sink: Box<dyn Sink> = if staged {
+                    Box::new(StagedFileSink::create(dir, i, *format).map_err(|e| JobError::Output(e.to_string()))?)
+                } else {
+                    Box::new(
+                        FileSink::create(&dir.join(format!("part-{i}.txt")), *format)
+                            .map_err(|e| JobError::Output(e.to_string()))?,
+                    )
+                };
+                sinks.push(sink);
             }
             sinks
         }
         SinkSpec::File { path, format } => {
-            shared(Box::new(BufWriter::with_capacity(1 << 20, create(path)?)), *format, false)
+            shared(Box::new(BufWriter::with_capacity(1 << 20, create(path, false)?)), *format, false)
         }
         SinkSpec::Stdout { format } => shared(Box::new(io::stdout()), *format, true),
     })

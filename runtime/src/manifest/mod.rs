@@ -39,6 +39,45 @@ pub struct Manifest {
     /// Where records go that arrived after their windows closed (`None`:
     /// to the dead-letter output, with kind `late`).
     pub late: Option<OutputSpec>,
+    /// Checkpoints (`None`: none; a failure means starting over).
+    pub checkpoint: Option<CheckpointSpec>,
+    /// Where keyed state lives.
+    pub state: StateSpec,
+}
+
+/// Periodic checkpoints.
+#[derive(Debug, Clone)]
+pub struct CheckpointSpec {
+    /// Where checkpoints and savepoints go; a run resumes from the newest.
+    pub dir: PathBuf,
+    /// Between the starts of two checkpoints.
+    pub interval: Duration,
+    /// A checkpoint not complete after this long fails.
+    pub timeout: Duration,
+}
+
+/// Default time between checkpoints.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
+/// Default time after which a checkpoint fails.
+pub const DEFAULT_CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Keyed state storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateBackendKind {
+    /// In memory: fastest; snapshots copy everything.
+    Memory,
+    /// RocksDB on local disk: state larger than memory, incremental snapshots.
+    RocksDb,
+}
+
+/// Where keyed state lives.
+#[derive(Debug, Clone)]
+pub struct StateSpec {
+    /// The backend (default: RocksDB when checkpointed, memory otherwise).
+    pub backend: StateBackendKind,
+    /// RocksDB's working directory (default: `state/` in the checkpoint
+    /// directory, or the system's temporary directory).
+    pub dir: Option<PathBuf>,
 }
 
 /// Where a pipeline reads.
@@ -501,6 +540,29 @@ impl Manifest {
     /// one reader, so event time advances evenly).
     pub fn is_stateful(&self) -> bool {
         self.steps.iter().any(|s| matches!(s.kind, StepKind::Window(_) | StepKind::Process(_)))
+    }
+
+    /// What each stateful step keeps, in words: a checkpoint is restored
+    /// only into steps with the same signature (function versions may
+    /// change; what the state means may not).
+    pub fn state_signature(&self) -> Vec<(u32, String)> {
+        self.steps
+            .iter()
+            .filter_map(|s| {
+                let text = match &s.kind {
+                    StepKind::Window(w) => {
+                        let aggregate = match &w.aggregate {
+                            AggregateSpec::Builtin { .. } => w.aggregate.name(),
+                            AggregateSpec::Udf(u) => format!("aggregator {}", u.udf.name),
+                        };
+                        format!("window {:?} ({:?} time) {aggregate}", w.kind, w.time)
+                    }
+                    StepKind::Process(u) => format!("process {}", u.udf.name),
+                    _ => return None,
+                };
+                Some((s.index as u32, text))
+            })
+            .collect()
     }
 }
 

@@ -19,6 +19,23 @@ struct RawManifest {
     sink: Mapping,
     dead_letter: Option<Mapping>,
     late: Option<Mapping>,
+    checkpoint: Option<Value>,
+    state: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheckpoint {
+    dir: String,
+    interval: Option<Scalar>,
+    timeout: Option<Scalar>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    backend: Option<String>,
+    dir: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -299,7 +316,77 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Manifest> {
         None => OutputSpec::Stderr,
     };
     let late = raw.late.map(|m| side_output(&m, base, "late")).transpose()?;
-    Ok(Manifest { name, parallelism, max_parallelism, batch_size, source, steps, sink, dead_letter, late })
+    let checkpoint = raw.checkpoint.map(|v| checkpoint(v, base, &source, &sink)).transpose()?;
+    let state = state(raw.state, base, checkpoint.is_some())?;
+    Ok(Manifest {
+        name,
+        parallelism,
+        max_parallelism,
+        batch_size,
+        source,
+        steps,
+        sink,
+        dead_letter,
+        late,
+        checkpoint,
+        state,
+    })
+}
+
+fn checkpoint(v: Value, base: &Path, source: &SourceSpec, sink: &SinkSpec) -> Result<CheckpointSpec> {
+    let at = "checkpoint";
+    let raw: RawCheckpoint = typed(v, at)?;
+    let dir = path(base, &raw.dir, "checkpoint.dir")?;
+    let duration = |s: Option<Scalar>, default: Duration, what: &str| -> Result<Duration> {
+        let Some(t) = s.map(Scalar::text) else { return Ok(default) };
+        let d = parse_duration(&t).map_err(|e| ManifestError::new(format!("{at}.{what}"), e))?;
+        if d < Duration::from_millis(10) {
+            return Err(ManifestError::new(format!("{at}.{what}"), format!("`{t}` is below the minimum of 10ms")));
+        }
+        Ok(d)
+    };
+    let interval = duration(raw.interval, DEFAULT_CHECKPOINT_INTERVAL, "interval")?;
+    let timeout = duration(raw.timeout, DEFAULT_CHECKPOINT_TIMEOUT, "timeout")?;
+    if matches!(source.kind, SourceKind::Stdin | SourceKind::Socket { .. }) {
+        return Err(ManifestError::new(
+            at,
+            "checkpoints need a source that can be read again from a position (file or bids); stdin and sockets cannot",
+        ));
+    }
+    if let SinkSpec::File { .. } = sink {
+        return Err(ManifestError::new(
+            at,
+            "a single-file sink cannot commit checkpoints atomically; use `sink: { file: { dir: ... } }` (one file per subtask and checkpoint)",
+        ));
+    }
+    Ok(CheckpointSpec { dir, interval, timeout })
+}
+
+fn state(v: Option<Value>, base: &Path, checkpointed: bool) -> Result<StateSpec> {
+    let raw: RawState = match v {
+        Some(v) => typed(v, "state")?,
+        None => RawState { backend: None, dir: None },
+    };
+    let backend = match raw.backend.as_deref() {
+        None if checkpointed && cfg!(feature = "rocksdb") => StateBackendKind::RocksDb,
+        None => StateBackendKind::Memory,
+        Some("memory") => StateBackendKind::Memory,
+        Some("rocksdb") if cfg!(feature = "rocksdb") => StateBackendKind::RocksDb,
+        Some("rocksdb") => {
+            return Err(ManifestError::new(
+                "state.backend",
+                "this weir was built without RocksDB (cargo feature `rocksdb`); use `memory`",
+            ))
+        }
+        Some(other) => {
+            return Err(ManifestError::new(
+                "state.backend",
+                format!("unknown backend `{other}` (expected memory or rocksdb)"),
+            ))
+        }
+    };
+    let dir = raw.dir.map(|d| path(base, &d, "state.dir")).transpose()?;
+    Ok(StateSpec { backend, dir })
 }
 
 fn path(base: &Path, p: &str, at: &str) -> Result<PathBuf> {

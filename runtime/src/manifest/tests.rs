@@ -302,3 +302,37 @@ fn window_errors_name_the_place_and_the_fix() {
     );
     check_err("name: t\nsource:\n  stdin: { format: json }\n  event_time: { field: /ts }\n  watermark: { max_out_of_orderness: soon }\nsink: { stdout: }\n", "source.watermark.max_out_of_orderness", "is not a duration");
 }
+
+#[test]
+fn checkpoints_and_state() {
+    let base = "name: t\nsource:\n  file: { path: in.ndjson }\nsteps: []\nsink:\n  file: { dir: out }\n";
+    let m = parse(&format!("{base}checkpoint: {{ dir: ckpt }}\n")).unwrap();
+    let c = m.checkpoint.as_ref().unwrap();
+    assert_eq!(
+        (c.dir.as_path(), c.interval, c.timeout),
+        (Path::new("/base/ckpt"), Duration::from_secs(10), Duration::from_secs(600))
+    );
+    let expected = if cfg!(feature = "rocksdb") { StateBackendKind::RocksDb } else { StateBackendKind::Memory };
+    assert_eq!(m.state.backend, expected, "RocksDB by default when checkpointed");
+    assert_eq!(parse(base).unwrap().state.backend, StateBackendKind::Memory);
+    let m = parse(&format!(
+        "{base}checkpoint: {{ dir: /c, interval: 250ms, timeout: 1m }}\nstate: {{ backend: memory, dir: st }}\n"
+    ))
+    .unwrap();
+    let c = m.checkpoint.as_ref().unwrap();
+    assert_eq!((c.interval, c.timeout), (Duration::from_millis(250), Duration::from_secs(60)));
+    assert_eq!((m.state.backend, m.state.dir.as_deref()), (StateBackendKind::Memory, Some(Path::new("/base/st"))));
+
+    check_err(&format!("{base}checkpoint: {{ interval: 1s }}\n"), "checkpoint", "dir");
+    check_err(
+        &format!("{base}checkpoint: {{ dir: c, interval: 5ms }}\n"),
+        "checkpoint.interval",
+        "below the minimum of 10ms",
+    );
+    check_err(&format!("{base}checkpoint: {{ dir: c, interval: soon }}\n"), "checkpoint.interval", "not a duration");
+    check_err(&format!("{base}state: {{ backend: redis }}\n"), "state.backend", "unknown backend `redis`");
+    let stdin = "name: t\nsource:\n  stdin: {}\nsteps: []\nsink:\n  file: { dir: out }\ncheckpoint: { dir: c }\n";
+    check_err(stdin, "checkpoint", "stdin and sockets cannot");
+    let one_file = "name: t\nsource:\n  file: { path: in.ndjson }\nsteps: []\nsink:\n  file: { path: out.txt }\ncheckpoint: { dir: c }\n";
+    check_err(one_file, "checkpoint", "single-file sink cannot commit");
+}

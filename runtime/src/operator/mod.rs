@@ -18,8 +18,12 @@ pub mod process;
 pub mod udf;
 pub mod window;
 
+use crate::checkpoint::metadata::StateFiles;
+use crate::state::RestoreSource;
 use crate::types::{Batch, Timestamp};
 use std::fmt;
+use std::ops::Range;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -70,6 +74,44 @@ pub trait Operator: Send {
     fn wants_ticks(&self) -> bool {
         false
     }
+
+    /// For a checkpoint: writes its keyed state into the new directory `dir`
+    /// and returns it with its own bookkeeping. `None`: nothing to save.
+    fn snapshot(&mut self, _dir: &Path) -> Result<Option<OperatorState>, String> {
+        Ok(None)
+    }
+
+    /// Before any input: takes over what [`snapshot`](Operator::snapshot)
+    /// saved, from every snapshot of this step holding some of `key_groups`
+    /// (several after a change of parallelism).
+    fn restore(&mut self, _from: &[RestoreFrom], _key_groups: Range<u32>) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// A failure of its state storage (sticky). The executor checks after
+    /// every call and fails the task, so nothing computed from a failed read
+    /// leaves it.
+    fn state_failure(&self) -> Option<String> {
+        None
+    }
+}
+
+/// What an operator saved for a checkpoint.
+#[derive(Debug, Clone, Default)]
+pub struct OperatorState {
+    /// Its keyed state.
+    pub state: Option<StateFiles>,
+    /// Its bookkeeping (watermark, windows in use), in its own encoding.
+    pub meta: Vec<u8>,
+}
+
+/// One saved [`OperatorState`] to restore from.
+#[derive(Debug, Clone)]
+pub struct RestoreFrom {
+    /// Its keyed state, verified.
+    pub state: Option<RestoreSource>,
+    /// Its bookkeeping.
+    pub meta: Vec<u8>,
 }
 
 /// Counters of one step, summed over its subtasks.

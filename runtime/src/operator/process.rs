@@ -13,11 +13,14 @@ pub use access::ProcessAccess;
 
 use super::udf::{check_rejections, UdfFailure, UdfInvoker};
 use super::{Operator, OperatorError, StepContext, StepMetrics};
+use super::{OperatorState, RestoreFrom};
 use crate::manifest::ErrorPolicy;
 use crate::state::{record_key, state_key, Namespace, StateBackend};
 use crate::types::{key_group, Batch, BatchWriter, RecordRef, Timestamp};
-use access::VALUE;
+use access::{TIMERS, VALUE};
 use rustc_hash::FxHashMap;
+use std::ops::Range;
+use std::path::Path;
 use std::sync::Arc;
 use weir_batch::{ListWriter, ResultIter, StateOp};
 
@@ -29,6 +32,7 @@ pub struct Process {
     operator: u32,
     max_parallelism: u32,
     ctx: StepContext,
+    watermark: Timestamp,
 }
 
 /// One key's records of a call.
@@ -53,7 +57,7 @@ impl Process {
         max_parallelism: u32,
         ctx: StepContext,
     ) -> Self {
-        Process { invoker, policy, access, operator, max_parallelism, ctx }
+        Process { invoker, policy, access, operator, max_parallelism, ctx, watermark: Timestamp::MIN }
     }
 
     fn value_ns(&self) -> Namespace {
@@ -245,7 +249,24 @@ impl Operator for Process {
         Ok(())
     }
 
+    fn snapshot(&mut self, dir: &Path) -> Result<Option<OperatorState>, String> {
+        self.save(dir)
+    }
+
+    fn restore(&mut self, from: &[RestoreFrom], key_groups: Range<u32>) -> Result<(), String> {
+        self.load(from, key_groups)
+    }
+
+    fn state_failure(&self) -> Option<String> {
+        self.access.lock().state.failure()
+    }
+
     fn on_watermark(&mut self, watermark: Timestamp, out: &mut Vec<Batch>) -> Result<(), OperatorError> {
+        // After a restore, inputs may start below the saved watermark: it never goes back.
+        if watermark <= self.watermark {
+            return Ok(());
+        }
+        self.watermark = watermark;
         self.invoker.set_watermark(watermark);
         // Timers may register timers that are already due: fire until none is left.
         for _ in 0..1000 {
@@ -283,6 +304,32 @@ impl Operator for Process {
 }
 
 impl Process {
+    /// For [`Operator::snapshot`]: state and timers are in the backend; the watermark is the bookkeeping.
+    fn save(&mut self, dir: &Path) -> Result<Option<OperatorState>, String> {
+        let files = self.access.lock().state.snapshot(dir)?;
+        Ok(Some(OperatorState { state: Some(files), meta: self.watermark.to_le_bytes().to_vec() }))
+    }
+
+    fn load(&mut self, from: &[RestoreFrom], key_groups: Range<u32>) -> Result<(), String> {
+        let sources: Vec<_> = from.iter().filter_map(|f| f.state.clone()).collect();
+        let mut shared = self.access.lock();
+        shared.state.restore(&sources, key_groups)?;
+        for f in from {
+            let saved = f.meta.as_slice().try_into().map(i64::from_le_bytes).map_err(|_| "bad process bookkeeping")?;
+            self.watermark = self.watermark.max(saved);
+        }
+        let mut timers = Vec::new();
+        shared.state.for_each(&Namespace::keyed(self.operator, TIMERS), &mut |key, at| {
+            for t in at.chunks_exact(8) {
+                timers.push((i64::from_le_bytes(t.try_into().expect("8 bytes")), key.to_vec()));
+            }
+        });
+        shared.timers.extend(timers);
+        drop(shared);
+        self.invoker.set_watermark(self.watermark);
+        Ok(())
+    }
+
     /// Fires the timers at or before `watermark`; whether there were any.
     fn fire_due(&mut self, watermark: Timestamp, out: &mut Vec<Batch>) -> Result<bool, OperatorError> {
         // Timers at or before the watermark, grouped by key, ascending.

@@ -7,11 +7,18 @@
 //! compact hash index of positions over a dense vector of entries, so the
 //! index stays in cache and an update touches one entry.
 
-use super::{Namespace, StateBackend, StateValue};
+use super::entries::{read_entries, EntryWriter};
+use super::{key_group_of, Namespace, RestoreSource, StateBackend, StateValue};
+use crate::checkpoint::metadata::StateFiles;
 use hashbrown::HashTable;
 use rustc_hash::{FxHashMap, FxHasher};
 use std::borrow::Cow;
 use std::hash::Hasher;
+use std::ops::Range;
+use std::path::Path;
+
+/// The snapshot file's name.
+const SNAPSHOT: &str = "state";
 
 /// A state key, inline when short.
 #[derive(Debug, Clone)]
@@ -178,5 +185,37 @@ impl StateBackend for MemoryBackend {
 
     fn len(&self) -> usize {
         self.len
+    }
+
+    fn snapshot(&mut self, dir: &Path) -> Result<StateFiles, String> {
+        let write = || -> std::io::Result<StateFiles> {
+            std::fs::create_dir(dir)?;
+            let mut w = EntryWriter::create(dir, SNAPSHOT)?;
+            for ns in self.namespaces() {
+                for e in &self.spaces[&ns].entries {
+                    w.entry(&ns, e.key.as_slice(), &e.value)?;
+                }
+            }
+            let sum = w.finish()?;
+            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            Ok(StateFiles { backend: "memory".into(), dir: name, files: vec![sum] })
+        };
+        write().map_err(|e| format!("cannot write a state snapshot in {}: {e}", dir.display()))
+    }
+
+    fn restore(&mut self, sources: &[RestoreSource], key_groups: Range<u32>) -> Result<(), String> {
+        for s in sources {
+            if s.files.backend != "memory" {
+                return Err(format!("{}: a {} snapshot, not a memory one", s.dir.display(), s.files.backend));
+            }
+            for f in &s.files.files {
+                read_entries(&s.dir.join(&f.name), &mut |ns, key, value| {
+                    if key.len() >= 2 && key_groups.contains(&key_group_of(key)) {
+                        self.put(ns, key, value);
+                    }
+                })?;
+            }
+        }
+        Ok(())
     }
 }

@@ -6,15 +6,28 @@
 //! The in-memory backend ([`MemoryBackend`]) keeps one hash map per
 //! namespace, so firing a window reads exactly its entries and purging it is
 //! one removal. Operators never hold references into the backend across
-//! calls; they read, modify and write, which a disk-backed implementation
-//! can serve as well.
+//! calls; they read, modify and write, which the disk-backed
+//! [`RocksBackend`] serves as well (feature `rocksdb`).
+//!
+//! Reads and writes do not return errors: a storage failure is sticky
+//! ([`StateBackend::failure`]) and the executor checks it after every call
+//! into an operator, failing the task before anything computed from a
+//! failed read leaves it. Snapshots and restores return their errors.
 
+mod entries;
 mod memory;
+#[cfg(feature = "rocksdb")]
+mod rocks;
 
 pub use memory::MemoryBackend;
+#[cfg(feature = "rocksdb")]
+pub use rocks::RocksBackend;
 
+use crate::checkpoint::metadata::StateFiles;
 use crate::types::TimeWindow;
 use std::borrow::Cow;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 
 /// A value being modified in place: small values (up to 16 bytes, such as
 /// builtin accumulators) need no allocation.
@@ -55,6 +68,22 @@ pub fn record_key(state_key: &[u8]) -> &[u8] {
     &state_key[2..]
 }
 
+/// The key group of a state key.
+pub fn key_group_of(state_key: &[u8]) -> u32 {
+    u32::from(u16::from_be_bytes([state_key[0], state_key[1]]))
+}
+
+/// A verified snapshot to restore from.
+#[derive(Debug, Clone)]
+pub struct RestoreSource {
+    /// The snapshot's directory.
+    pub dir: PathBuf,
+    /// Its files.
+    pub files: StateFiles,
+    /// The key groups it holds.
+    pub key_groups: Range<u32>,
+}
+
 /// Storage of keyed state.
 pub trait StateBackend: Send {
     /// The value of `key` in `ns`.
@@ -86,6 +115,18 @@ pub trait StateBackend: Send {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The first storage failure, if any (sticky; see the module docs).
+    fn failure(&self) -> Option<String> {
+        None
+    }
+
+    /// Writes a snapshot of everything stored into the new directory `dir`.
+    fn snapshot(&mut self, dir: &Path) -> Result<StateFiles, String>;
+
+    /// Loads the entries of `key_groups` from `sources` (verified snapshots,
+    /// possibly of other key-group ranges) into this empty backend.
+    fn restore(&mut self, sources: &[RestoreSource], key_groups: Range<u32>) -> Result<(), String>;
 }
 
 #[cfg(test)]

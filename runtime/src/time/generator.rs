@@ -55,6 +55,16 @@ impl BoundedOutOfOrderness {
         }
     }
 
+    /// The largest timestamp seen (for checkpoints).
+    pub fn max_timestamp(&self) -> Timestamp {
+        self.max_ts
+    }
+
+    /// Continues from a checkpoint in which the largest timestamp seen was `max_ts`.
+    pub fn resume(&mut self, max_ts: Timestamp) {
+        self.max_ts = self.max_ts.max(max_ts);
+    }
+
     /// Data was handed on at `now_ms` (after any backpressure): the split is active.
     pub fn delivered(&mut self, now_ms: i64) {
         if self.last_record_at.is_some() {

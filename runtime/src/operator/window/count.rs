@@ -12,13 +12,15 @@
 //! windows ignore watermarks: nothing is ever late.
 
 use super::aggregation::{Aggregation, Fired, Group};
-use super::WindowContext;
-use crate::operator::{Operator, OperatorError};
+use super::{restore_into, snapshot_with, WindowContext, WindowMeta};
+use crate::operator::{Operator, OperatorError, OperatorState, RestoreFrom};
 use crate::state::{record_key, state_key, Namespace, StateBackend};
 use crate::types::{key_group, Batch, BatchRef, BatchWriter, RecordRef, TimeWindow, Timestamp};
 use crate::window::CountSpec;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::VecDeque;
+use std::ops::Range;
+use std::path::Path;
 
 const ACC: u32 = 0;
 const BUFFER: u32 = 1;
@@ -179,6 +181,18 @@ impl Operator for CountWindows {
         self.aggregation.set_watermark(watermark);
         Ok(())
     }
+
+    fn snapshot(&mut self, dir: &Path) -> Result<Option<OperatorState>, String> {
+        snapshot_with(self.state.as_mut(), dir, &WindowMeta::default())
+    }
+
+    fn restore(&mut self, from: &[RestoreFrom], key_groups: Range<u32>) -> Result<(), String> {
+        restore_into(self.state.as_mut(), from, key_groups).map(|_| ())
+    }
+
+    fn state_failure(&self) -> Option<String> {
+        self.state.failure()
+    }
 }
 
 /// A global window step's subtask (one window per key, fired every `every` records).
@@ -272,5 +286,17 @@ impl Operator for GlobalWindows {
     fn on_watermark(&mut self, watermark: Timestamp, _out: &mut Vec<Batch>) -> Result<(), OperatorError> {
         self.aggregation.set_watermark(watermark);
         Ok(())
+    }
+
+    fn snapshot(&mut self, dir: &Path) -> Result<Option<OperatorState>, String> {
+        snapshot_with(self.state.as_mut(), dir, &WindowMeta::default())
+    }
+
+    fn restore(&mut self, from: &[RestoreFrom], key_groups: Range<u32>) -> Result<(), String> {
+        restore_into(self.state.as_mut(), from, key_groups).map(|_| ())
+    }
+
+    fn state_failure(&self) -> Option<String> {
+        self.state.failure()
     }
 }

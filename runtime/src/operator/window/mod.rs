@@ -18,8 +18,12 @@ pub use sessions::SessionWindows;
 pub use sliced::SlicedWindows;
 pub use time_windows::TimeWindows;
 
-use super::{DeadLetter, DeadLetters, OperatorError, StepContext, StepMetrics};
+use super::{DeadLetter, DeadLetters, OperatorError, OperatorState, RestoreFrom, StepContext, StepMetrics};
+use crate::state::StateBackend;
 use crate::types::{event_time_in_range, RecordRef, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+use std::path::Path;
 use std::sync::Arc;
 
 /// Processing time now, ms since the epoch.
@@ -85,6 +89,52 @@ impl WindowContext {
             self.step.error(format!("cannot write to the late output ({e}); stopping rather than losing the record"))
         })
     }
+}
+
+/// What a window operator saves besides its keyed state.
+#[derive(Debug, Serialize, Deserialize)]
+struct WindowMeta {
+    /// Its watermark.
+    watermark: Timestamp,
+    /// Time windows holding state: (last millisecond, start, fired).
+    #[serde(default)]
+    active: Vec<(Timestamp, Timestamp, bool)>,
+    /// Panes holding state (sliced sliding windows), by start.
+    #[serde(default)]
+    panes: Vec<Timestamp>,
+}
+
+impl Default for WindowMeta {
+    fn default() -> Self {
+        WindowMeta { watermark: Timestamp::MIN, active: Vec::new(), panes: Vec::new() }
+    }
+}
+
+/// Snapshots `state` into `dir`, with `meta`.
+fn snapshot_with(state: &mut dyn StateBackend, dir: &Path, meta: &WindowMeta) -> Result<Option<OperatorState>, String> {
+    let files = state.snapshot(dir)?;
+    let meta = serde_json::to_vec(meta).map_err(|e| e.to_string())?;
+    Ok(Some(OperatorState { state: Some(files), meta }))
+}
+
+/// Restores `state` from `from` (the key groups of `key_groups`); returns
+/// the saved bookkeeping of each.
+fn restore_into(
+    state: &mut dyn StateBackend,
+    from: &[RestoreFrom],
+    key_groups: Range<u32>,
+) -> Result<Vec<WindowMeta>, String> {
+    let sources: Vec<_> = from.iter().filter_map(|f| f.state.clone()).collect();
+    state.restore(&sources, key_groups)?;
+    from.iter()
+        .map(|f| {
+            if f.meta.is_empty() {
+                Ok(WindowMeta::default())
+            } else {
+                serde_json::from_slice(&f.meta).map_err(|e| format!("window bookkeeping unreadable: {e}"))
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

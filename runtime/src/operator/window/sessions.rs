@@ -10,13 +10,15 @@
 //! later (`cleanup_at`).
 
 use super::aggregation::{Aggregation, Fired, Group};
-use super::{TimeDomain, WindowContext};
-use crate::operator::{Operator, OperatorError};
+use super::{restore_into, snapshot_with, TimeDomain, WindowContext, WindowMeta};
+use crate::operator::{Operator, OperatorError, OperatorState, RestoreFrom};
 use crate::state::{state_key, Namespace, StateBackend};
 use crate::types::{key_group, Batch, BatchWriter, RecordRef, TimeWindow, Timestamp};
 use crate::window::{fires, is_window_late, Sessions};
 use rustc_hash::FxHashMap;
 use std::collections::BTreeSet;
+use std::ops::Range;
+use std::path::Path;
 
 const ACC: u32 = 0;
 const SESSIONS: u32 = 1;
@@ -243,7 +245,8 @@ impl Operator for SessionWindows {
 
     fn on_watermark(&mut self, watermark: Timestamp, out: &mut Vec<Batch>) -> Result<(), OperatorError> {
         self.aggregation.set_watermark(watermark);
-        if matches!(self.cx.domain, TimeDomain::Event) {
+        // After a restore, inputs may start below the saved watermark: it never goes back.
+        if matches!(self.cx.domain, TimeDomain::Event) && watermark > self.watermark {
             self.watermark = watermark;
             self.advance(watermark, out)?;
         }
@@ -266,5 +269,38 @@ impl Operator for SessionWindows {
 
     fn wants_ticks(&self) -> bool {
         matches!(self.cx.domain, TimeDomain::Processing(_))
+    }
+
+    fn snapshot(&mut self, dir: &Path) -> Result<Option<OperatorState>, String> {
+        let meta = WindowMeta { watermark: self.watermark, ..WindowMeta::default() };
+        snapshot_with(self.state.as_mut(), dir, &meta)
+    }
+
+    /// Timers are not saved: each key's sessions are, and whether a session
+    /// fired follows from the watermark.
+    fn restore(&mut self, from: &[RestoreFrom], key_groups: Range<u32>) -> Result<(), String> {
+        for meta in restore_into(self.state.as_mut(), from, key_groups)? {
+            self.watermark = self.watermark.max(meta.watermark);
+        }
+        let event_time = matches!(self.cx.domain, TimeDomain::Event);
+        let lateness = self.lateness();
+        let mut timers = Vec::new();
+        self.state.for_each(&self.sessions_ns(), &mut |key, bytes| {
+            for w in Sessions::decode(bytes).windows() {
+                timers.push((key.to_vec(), *w));
+            }
+        });
+        for (key, w) in timers {
+            if event_time && fires(&w, self.watermark) {
+                self.cleanup_at.insert((w.max_timestamp().saturating_add(lateness), key, w.start, w.end));
+            } else {
+                self.fire_at.insert((w.max_timestamp(), key, w.start));
+            }
+        }
+        Ok(())
+    }
+
+    fn state_failure(&self) -> Option<String> {
+        self.state.failure()
     }
 }

@@ -10,13 +10,15 @@
 //! current clock and windows fire when the clock passes them.
 
 use super::aggregation::{Aggregation, Fired, Group};
-use super::{TimeDomain, WindowContext};
-use crate::operator::{Operator, OperatorError};
+use super::{restore_into, snapshot_with, TimeDomain, WindowContext, WindowMeta};
+use crate::operator::{Operator, OperatorError, OperatorState, RestoreFrom};
 use crate::state::{record_key, state_key, Namespace, StateBackend};
 use crate::types::{key_group, Batch, BatchWriter, RecordRef, TimeWindow, Timestamp};
 use crate::window::{fires, is_record_late, is_window_late, Assigner};
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::Path;
 
 /// The accumulator state of a window.
 const ACC: u32 = 0;
@@ -224,7 +226,8 @@ impl Operator for TimeWindows {
 
     fn on_watermark(&mut self, watermark: Timestamp, out: &mut Vec<Batch>) -> Result<(), OperatorError> {
         self.aggregation.set_watermark(watermark);
-        if matches!(self.cx.domain, TimeDomain::Event) {
+        // After a restore, inputs may start below the saved watermark: it never goes back.
+        if matches!(self.cx.domain, TimeDomain::Event) && watermark > self.watermark {
             self.watermark = watermark;
             self.advance(watermark, out)?;
         }
@@ -248,5 +251,25 @@ impl Operator for TimeWindows {
 
     fn wants_ticks(&self) -> bool {
         matches!(self.cx.domain, TimeDomain::Processing(_))
+    }
+
+    fn snapshot(&mut self, dir: &Path) -> Result<Option<OperatorState>, String> {
+        let active = self.active.iter().map(|(&(max_ts, start), &fired)| (max_ts, start, fired)).collect();
+        let meta = WindowMeta { watermark: self.watermark, active, panes: Vec::new() };
+        snapshot_with(self.state.as_mut(), dir, &meta)
+    }
+
+    fn restore(&mut self, from: &[RestoreFrom], key_groups: Range<u32>) -> Result<(), String> {
+        for meta in restore_into(self.state.as_mut(), from, key_groups)? {
+            self.watermark = self.watermark.max(meta.watermark);
+            for (max_ts, start, fired) in meta.active {
+                *self.active.entry((max_ts, start)).or_insert(fired) |= fired;
+            }
+        }
+        Ok(())
+    }
+
+    fn state_failure(&self) -> Option<String> {
+        self.state.failure()
     }
 }
