@@ -12,6 +12,13 @@
 #
 # Knobs: WEIR_PARALLELISM (default: number of CPUs), WEIR_TARGET_DIR
 # (default ~/.cache/weir-target).
+#
+# Durability: with CHECKPOINT_DIR set, the query checkpoints there every
+# CHECKPOINT_INTERVAL (default 1s) and OUTDIR receives only committed output;
+# running the same command again after the process was killed resumes from
+# the last complete checkpoint, so OUTDIR finally holds exactly the result.
+# WEIR_STATE_BACKEND (memory | rocksdb, default rocksdb) picks where the
+# window state lives.
 set -euo pipefail
 if [[ $# -ne 3 ]]; then
     echo "usage: bench/bids.sh QUERY INPUT OUTDIR    (QUERY: q1 q2 q5 q7 q5-wasm)" >&2
@@ -69,4 +76,14 @@ sink:
 dead_letter:
   stderr: {}
 YAML
+if [[ -n ${CHECKPOINT_DIR:-} ]]; then
+    mkdir -p "$CHECKPOINT_DIR"
+    cat >>"$manifest" <<YAML
+checkpoint:
+  dir: "$(cd "$CHECKPOINT_DIR" && pwd)"
+  interval: ${CHECKPOINT_INTERVAL:-1s}
+state:
+  backend: ${WEIR_STATE_BACKEND:-rocksdb}
+YAML
+fi
 "$weir" run "$manifest" --udf-dir "$udfs"

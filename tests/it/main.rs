@@ -3,6 +3,7 @@
 
 mod bench_queries;
 mod containment;
+mod durability;
 mod input_errors;
 mod manifest_errors;
 mod seed_examples;

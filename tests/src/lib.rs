@@ -81,6 +81,23 @@ impl Scratch {
         self.weir(&["run", path.to_str().expect("utf-8 path")], None)
     }
 
+    /// Starts `weir ARGS` in this directory, in a process group of its own,
+    /// with its standard error going to the file `stderr` (readable after a kill).
+    pub fn spawn(&self, args: &[&str], stderr: &str) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        let err = std::fs::File::create(self.join(stderr)).expect("stderr file");
+        Command::new(weir_bin())
+            .args(args)
+            .current_dir(self.path())
+            .env("WEIR_UDF_DIR", format!("{0}:{0}/test", udf_dir().display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .expect("spawn weir")
+    }
+
     /// Runs `weir ARGS` in this directory, feeding `stdin` if given.
     pub fn weir(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
         let mut cmd = Command::new(weir_bin());

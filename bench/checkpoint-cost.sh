@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# What checkpointing costs a running query:
+#   bench/checkpoint-cost.sh INPUT [QUERIES] [RUNS]
+# Runs each query (default "q5") of bench/bids.sh over the NDJSON file INPUT
+# RUNS times (default 3) without checkpoints, with checkpoints every
+# CHECKPOINT_INTERVAL (default 1s) on RocksDB state, and on in-memory state;
+# every checkpointed run starts from an empty checkpoint directory. Prints
+# the median wall time and events/s of each, and checks that all outputs are
+# identical.
+set -euo pipefail
+if [[ $# -lt 1 ]]; then
+    echo "usage: bench/checkpoint-cost.sh INPUT [QUERIES] [RUNS]" >&2
+    exit 2
+fi
+input=$1 queries=${2:-q5} runs=${3:-3}
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+work=$(mktemp -d -t weir-ckpt-cost.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+events=$(wc -l <"$input")
+export CHECKPOINT_INTERVAL=${CHECKPOINT_INTERVAL:-1s}
+
+# One run of bids.sh; prints its wall seconds.
+one() {
+    local query=$1 mode=$2 out=$3
+    rm -rf "$out" "$work/ckpt"
+    local start end
+    start=$(date +%s.%N)
+    case $mode in
+        none) "$root/bench/bids.sh" "$query" "$input" "$out" 2>"$work/err" ;;
+        rocksdb | memory)
+            CHECKPOINT_DIR=$work/ckpt WEIR_STATE_BACKEND=$mode \
+                "$root/bench/bids.sh" "$query" "$input" "$out" 2>"$work/err" ;;
+    esac || { cat "$work/err" >&2; exit 1; }
+    end=$(date +%s.%N)
+    awk -v a="$start" -v b="$end" 'BEGIN { print b - a }'
+    grep -h "checkpoints:" "$work/err" >&2 || true
+}
+
+echo "| query | checkpoints | median s | events/s | vs none |"
+echo "|---|---|---|---|---|"
+for query in $queries; do
+    base=""
+    for mode in none rocksdb memory; do
+        times=()
+        for ((i = 0; i < runs; i++)); do
+            times+=("$(one "$query" "$mode" "$work/out-$mode")")
+        done
+        median=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(((runs + 1) / 2))p")
+        cat "$work/out-$mode"/*.txt | LC_ALL=C sort >"$work/sorted-$mode"
+        if [[ $mode == none ]]; then
+            base=$median
+        elif ! cmp -s "$work/sorted-none" "$work/sorted-$mode"; then
+            echo "bench/checkpoint-cost.sh: $query output with $mode checkpoints differs" >&2
+            exit 1
+        fi
+        label=$mode
+        [[ $mode != none ]] && label="every $CHECKPOINT_INTERVAL, $mode state"
+        awk -v q="$query" -v l="$label" -v m="$median" -v n="$events" -v b="$base" \
+            'BEGIN { printf "| %s | %s | %.2f | %.0f | %.2f |\n", q, l, m, n / m, b / m }'
+    done
+done
