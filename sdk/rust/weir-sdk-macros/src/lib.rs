@@ -11,8 +11,28 @@ use proc_macro2::{Span, TokenStream as Tokens};
 use quote::quote;
 use syn::{parse_macro_input, spanned::Spanned, Item, ItemFn, ItemImpl, Type};
 
-/// The `weir:udf` WIT package, next to this crate in the repository.
-const WIT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../wit");
+/// The files of the `weir:udf` WIT package (in the repository's `wit/`),
+/// compiled into the macro so that expanding it reads nothing from disk: a
+/// path baked in at build time breaks when the repository moves while the
+/// target directory is shared.
+const WIT_FILES: [&str; 4] = [
+    include_str!("../../../../wit/types.wit"),
+    include_str!("../../../../wit/host.wit"),
+    include_str!("../../../../wit/functions.wit"),
+    include_str!("../../../../wit/worlds.wit"),
+];
+
+/// The package as one WIT source: one `package` line, then every file's items.
+fn wit_source() -> String {
+    let mut source = String::from("package weir:udf@0.1.0;\n");
+    for file in WIT_FILES {
+        for line in file.lines().filter(|l| !l.starts_with("package ")) {
+            source.push_str(line);
+            source.push('\n');
+        }
+    }
+    source
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -174,13 +194,7 @@ fn from_impl(kind: Kind, i: &ItemImpl) -> syn::Result<(Tokens, Type)> {
 
 /// The component exports for `ty`.
 fn exports(kind: Kind, ty: &Type) -> Tokens {
-    let wit = match std::fs::canonicalize(WIT_DIR) {
-        Ok(p) => p.display().to_string(),
-        Err(e) => {
-            let msg = format!("weir-sdk: cannot find the WIT package at {WIT_DIR}: {e}");
-            return syn::Error::new(Span::call_site(), msg).to_compile_error();
-        }
-    };
+    let wit = wit_source();
     let keyed_imports = if kind == Kind::Process {
         quote! {
             "weir:udf/state@0.1.0": ::weir_sdk::__private::bindings::weir::udf::state,
@@ -272,7 +286,7 @@ fn exports(kind: Kind, ty: &Type) -> Tokens {
 
             mod bindings {
                 ::weir_sdk::__private::wit_bindgen::generate!({
-                    path: #wit,
+                    inline: #wit,
                     world: #world,
                     with: {
                         "weir:udf/types@0.1.0": ::weir_sdk::__private::bindings::weir::udf::types,
