@@ -17,8 +17,8 @@
 # CHECKPOINT_INTERVAL (default 1s) and OUTDIR receives only committed output;
 # running the same command again after the process was killed resumes from
 # the last complete checkpoint, so OUTDIR finally holds exactly the result.
-# WEIR_STATE_BACKEND (memory | rocksdb, default rocksdb) picks where the
-# window state lives.
+# WEIR_STATE_BACKEND (memory | rocksdb; default rocksdb with checkpoints,
+# memory without) picks where the window state lives.
 set -euo pipefail
 if [[ $# -ne 3 ]]; then
     echo "usage: bench/bids.sh QUERY INPUT OUTDIR    (QUERY: q1 q2 q5 q7 q5-wasm)" >&2
@@ -85,5 +85,7 @@ checkpoint:
 state:
   backend: ${WEIR_STATE_BACKEND:-rocksdb}
 YAML
+elif [[ -n ${WEIR_STATE_BACKEND:-} ]]; then
+    echo "state: { backend: $WEIR_STATE_BACKEND }" >>"$manifest"
 fi
 "$weir" run "$manifest" --udf-dir "$udfs"

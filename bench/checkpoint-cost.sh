@@ -2,8 +2,9 @@
 # What checkpointing costs a running query:
 #   bench/checkpoint-cost.sh INPUT [QUERIES] [RUNS]
 # Runs each query (default "q5") of bench/bids.sh over the NDJSON file INPUT
-# RUNS times (default 3) without checkpoints, with checkpoints every
-# CHECKPOINT_INTERVAL (default 1s) on RocksDB state, and on in-memory state;
+# RUNS times (default 3) without checkpoints (in-memory state, then RocksDB
+# state), and with checkpoints every CHECKPOINT_INTERVAL (default 1s) on
+# RocksDB state and on in-memory state;
 # every checkpointed run starts from an empty checkpoint directory. Prints
 # the median wall time and events/s of each, and checks that all outputs are
 # identical.
@@ -27,6 +28,7 @@ one() {
     start=$(date +%s.%N)
     case $mode in
         none) "$root/bench/bids.sh" "$query" "$input" "$out" 2>"$work/err" ;;
+        rocksdb-only) WEIR_STATE_BACKEND=rocksdb "$root/bench/bids.sh" "$query" "$input" "$out" 2>"$work/err" ;;
         rocksdb | memory)
             CHECKPOINT_DIR=$work/ckpt WEIR_STATE_BACKEND=$mode \
                 "$root/bench/bids.sh" "$query" "$input" "$out" 2>"$work/err" ;;
@@ -36,26 +38,35 @@ one() {
     grep -h "checkpoints:" "$work/err" >&2 || true
 }
 
+modes="none rocksdb-only rocksdb memory"
 echo "| query | checkpoints | median s | events/s | vs none |"
 echo "|---|---|---|---|---|"
 for query in $queries; do
-    base=""
-    for mode in none rocksdb memory; do
-        times=()
-        for ((i = 0; i < runs; i++)); do
-            times+=("$(one "$query" "$mode" "$work/out-$mode")")
+    # Interleaved (one run of every mode per round), so that a slow spell
+    # of the machine hits every mode alike.
+    declare -A times=()
+    for ((i = 0; i < runs; i++)); do
+        for mode in $modes; do
+            times[$mode]+="$(one "$query" "$mode" "$work/out-$mode") "
         done
-        median=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(((runs + 1) / 2))p")
+    done
+    base=""
+    for mode in $modes; do
+        median=$(printf '%s\n' ${times[$mode]} | sort -n | sed -n "$(((runs + 1) / 2))p")
         cat "$work/out-$mode"/*.txt | LC_ALL=C sort >"$work/sorted-$mode"
         if [[ $mode == none ]]; then
             base=$median
         elif ! cmp -s "$work/sorted-none" "$work/sorted-$mode"; then
-            echo "bench/checkpoint-cost.sh: $query output with $mode checkpoints differs" >&2
+            echo "bench/checkpoint-cost.sh: $query output with $mode differs" >&2
             exit 1
         fi
-        label=$mode
-        [[ $mode != none ]] && label="every $CHECKPOINT_INTERVAL, $mode state"
+        case $mode in
+            none) label="none, memory state" ;;
+            rocksdb-only) label="none, rocksdb state" ;;
+            *) label="every $CHECKPOINT_INTERVAL, $mode state" ;;
+        esac
         awk -v q="$query" -v l="$label" -v m="$median" -v n="$events" -v b="$base" \
             'BEGIN { printf "| %s | %s | %.2f | %.0f | %.2f |\n", q, l, m, n / m, b / m }'
     done
+    unset times
 done

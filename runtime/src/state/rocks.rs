@@ -9,7 +9,11 @@
 //! Writes go to a write-back cache (a [`MemoryBackend`] plus deletions)
 //! that is authoritative for the keys it holds and is written to RocksDB in
 //! one batch when it grows past its budget and before every snapshot; the
-//! write-ahead log is off, since checkpoints are the durability.
+//! write-ahead log is off, since checkpoints are the durability. What was
+//! written out stays readable in a clean cache (same budget), and while
+//! nothing was ever evicted from it (state that fits the budget) memory
+//! mirrors the whole database, so a key missing from memory is missing: a
+//! checkpoint then costs no reads at all afterwards.
 
 use super::entries::{decode_namespace, encode_namespace};
 use super::{key_group_of, MemoryBackend, Namespace, RestoreSource, StateBackend, StateValue};
@@ -32,9 +36,14 @@ pub struct RocksBackend {
     db: Option<DB>,
     path: PathBuf,
     write: WriteOptions,
+    /// Writes since the last write-out (authoritative).
     cache: MemoryBackend,
     /// Encoded keys deleted since the cache was last written out.
     deleted: FxHashSet<Vec<u8>>,
+    /// Values as the database holds them (never dirty).
+    clean: MemoryBackend,
+    /// Every key of the database is in `cache` or `clean`.
+    mirrored: bool,
     cache_entries: usize,
     failure: RefCell<Option<String>>,
     /// Checksums of table files already hashed (they never change).
@@ -93,6 +102,8 @@ impl RocksBackend {
             write,
             cache: MemoryBackend::new(),
             deleted: FxHashSet::default(),
+            clean: MemoryBackend::new(),
+            mirrored: true,
             cache_entries: cache_entries.max(1),
             failure: RefCell::new(None),
             sums: FxHashMap::default(),
@@ -110,7 +121,14 @@ impl RocksBackend {
         }
     }
 
+    /// The value below the write cache: clean cache, then the database.
     fn db_get(&self, ns: &Namespace, key: &[u8]) -> Option<Vec<u8>> {
+        if let Some(v) = self.clean.get(ns, key) {
+            return Some(v.into_owned());
+        }
+        if self.mirrored {
+            return None;
+        }
         let mut k = Vec::with_capacity(32 + key.len());
         key_of(ns, key, &mut k);
         if self.deleted.contains(&k) {
@@ -141,12 +159,23 @@ impl RocksBackend {
                 batch.put(&k, value);
             });
         }
-        self.cache = MemoryBackend::new();
+        let written = std::mem::take(&mut self.cache);
         let db = self.db.as_ref().expect("open");
         db.write_opt(batch, &self.write).map_err(|e| {
             self.fail("write", &e);
             format!("state database {}: write: {e}", self.path.display())
-        })
+        })?;
+        // Keep what was written readable, within the budget.
+        if self.clean.len() + written.len() > self.cache_entries {
+            self.clean = MemoryBackend::new();
+            self.mirrored = false;
+        }
+        if written.len() <= self.cache_entries {
+            for ns in written.namespaces() {
+                written.for_each(&ns, &mut |key, value| self.clean.put(&ns, key, value));
+            }
+        }
+        Ok(())
     }
 
     fn after_write(&mut self) {
@@ -217,6 +246,7 @@ impl StateBackend for RocksBackend {
 
     fn delete(&mut self, ns: &Namespace, key: &[u8]) {
         self.cache.delete(ns, key);
+        self.clean.delete(ns, key);
         let mut k = Vec::new();
         key_of(ns, key, &mut k);
         self.deleted.insert(k);
@@ -226,6 +256,15 @@ impl StateBackend for RocksBackend {
     }
 
     fn for_each(&self, ns: &Namespace, f: &mut dyn FnMut(&[u8], &[u8])) {
+        if self.mirrored {
+            self.clean.for_each(ns, &mut |k, v| {
+                if self.cache.get(ns, k).is_none() {
+                    f(k, v);
+                }
+            });
+            self.cache.for_each(ns, f);
+            return;
+        }
         let mut prefix = Vec::with_capacity(25);
         encode_namespace(ns, &mut prefix);
         let end = prefix_end(&prefix);
@@ -240,6 +279,7 @@ impl StateBackend for RocksBackend {
 
     fn drop_namespace(&mut self, ns: &Namespace) {
         self.cache.drop_namespace(ns);
+        self.clean.drop_namespace(ns);
         let mut prefix = Vec::with_capacity(25);
         encode_namespace(ns, &mut prefix);
         self.deleted.retain(|k| !k.starts_with(&prefix));
@@ -252,6 +292,10 @@ impl StateBackend for RocksBackend {
 
     fn namespaces(&self) -> Vec<Namespace> {
         let mut found: BTreeSet<Namespace> = self.cache.namespaces().into_iter().collect();
+        if self.mirrored {
+            found.extend(self.clean.namespaces());
+            return found.into_iter().collect();
+        }
         // Skip from one namespace to the next: one seek per namespace.
         let mut it = self.db().raw_iterator();
         it.seek_to_first();
@@ -304,6 +348,9 @@ impl StateBackend for RocksBackend {
     }
 
     fn restore(&mut self, sources: &[RestoreSource], key_groups: Range<u32>) -> Result<(), String> {
+        // The database gets content that memory does not hold.
+        self.mirrored = false;
+        self.clean = MemoryBackend::new();
         if let [only] = sources {
             if only.files.backend == "rocksdb" && only.key_groups == key_groups {
                 return self.adopt(only);

@@ -20,7 +20,8 @@ fn matches_a_map(backend: &mut dyn StateBackend, seed: u64, ops: usize) -> Model
         Namespace::window(1, 0, TimeWindow { start: 10, end: 20 }),
     ];
     let mut key = Vec::new();
-    for _ in 0..ops {
+    let snapshots = tempfile::tempdir().unwrap();
+    for op in 0..ops {
         let ns = spaces[next(4) as usize];
         // Short keys live inline, long ones on the heap: cover both and the boundary.
         let record = match next(4) {
@@ -50,6 +51,10 @@ fn matches_a_map(backend: &mut dyn StateBackend, seed: u64, ops: usize) -> Model
             3 if next(20) == 0 => {
                 backend.drop_namespace(&ns);
                 model.retain(|(n, _), _| *n != ns);
+            }
+            // A snapshot now and then (a write-out, for RocksDB) changes nothing.
+            4 if next(50) == 0 => {
+                backend.snapshot(&snapshots.path().join(op.to_string())).unwrap();
             }
             _ => {
                 assert_eq!(backend.get(&ns, &key).map(|v| v.into_owned()), model.get(&(ns, key.clone())).cloned());
@@ -154,7 +159,10 @@ mod rocks {
     fn rocksdb_snapshots_restore_by_key_group() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_path_buf();
-        snapshots_restore_by_key_group(rocks(&d, 16).as_mut(), &|| rocks(&d, 16));
+        // Small: written out and evicted all along. Large: memory mirrors the database.
+        for cache in [16, 1 << 20] {
+            snapshots_restore_by_key_group(rocks(&d, cache).as_mut(), &|| rocks(&d, cache));
+        }
     }
 
     #[test]

@@ -480,3 +480,132 @@ fn timestamps_out_of_range_are_dead_lettered_by_every_time_window() {
         assert_eq!(lines(&out).len(), if name == "tumbling" || name == "session" { 1 } else { 10 }, "{name}");
     }
 }
+
+/// Feeds the batches `sizes` of `records` into `ops` (each owning the key
+/// groups in `ranges`, records routed by key), then the watermark as
+/// [`replay`] would; `end` also sends the final watermark.
+fn feed(
+    ops: &mut [Box<dyn Operator>],
+    ranges: &[Range<u32>],
+    records: &[Rec],
+    sizes: &[usize],
+    delay: i64,
+    (max_ts, wm): (&mut i64, &mut i64),
+    end: bool,
+) -> Vec<Batch> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for &n in sizes {
+        let chunk = &records[at..at + n];
+        for (op, range) in ops.iter_mut().zip(ranges) {
+            let mine: Vec<Rec> = chunk
+                .iter()
+                .filter(|r| range.contains(&crate::types::key_group(r.0.as_bytes(), 128)))
+                .cloned()
+                .collect();
+            if !mine.is_empty() {
+                op.process(to_batch(&mine), &mut out).unwrap();
+            }
+        }
+        *max_ts = chunk.iter().map(|r| r.1).max().unwrap().max(*max_ts);
+        if *max_ts - delay - 1 > *wm {
+            *wm = *max_ts - delay - 1;
+            for op in ops.iter_mut() {
+                op.on_watermark(*wm, &mut out).unwrap();
+            }
+        }
+        at += n;
+    }
+    if end {
+        for op in ops.iter_mut() {
+            op.on_watermark(Timestamp::MAX, &mut out).unwrap();
+        }
+    }
+    out
+}
+
+/// Every key group.
+const ALL: Range<u32> = 0..128;
+
+/// Oracle for checkpoints: a run cut at a random batch, snapshotted, and
+/// continued by fresh operators restored from the snapshot (one, or two
+/// splitting the key groups as after a rescale) produces exactly the output
+/// and late records of the uninterrupted run.
+#[test]
+fn every_window_operator_continues_from_a_snapshot_as_if_never_stopped() {
+    let mut rng = Rng(47);
+    let kinds = ["tumbling", "sliding", "panes", "session", "count", "global"];
+    for case in 0..200 {
+        let kind = kinds[case % kinds.len()];
+        let lateness = [0, 0, 20][rng.below(3) as usize];
+        let delay = rng.below(25) as i64;
+        let (n, keys) = (2 + rng.below(120) as usize, 1 + rng.below(6));
+        let mut records = stream(&mut rng, n, keys, 60);
+        if kind == "session" {
+            for (i, r) in records.iter_mut().enumerate() {
+                r.1 += (i as i64 / 15) * 300;
+            }
+        }
+        let make = |late: Arc<Collected>| -> Box<dyn Operator> {
+            let ctx = context(
+                if matches!(kind, "count" | "global") { 0 } else { lateness },
+                late,
+                Arc::new(Collected::default()),
+            );
+            let state = Box::new(MemoryBackend::new());
+            match kind {
+                "tumbling" => Box::new(TimeWindows::new(Assigner::Tumbling { size: 40, offset: 0 }, sum(), state, ctx)),
+                "sliding" => {
+                    Box::new(TimeWindows::new(Assigner::Sliding { size: 75, slide: 25, offset: 0 }, sum(), state, ctx))
+                }
+                "panes" => {
+                    let builtin =
+                        Builtin::new(BuiltinKind::Sum, Some(Pointer::parse("/v").unwrap()), ResultFormat::Csv);
+                    Box::new(SlicedWindows::new(75, 25, 0, builtin, state, ctx))
+                }
+                "session" => Box::new(SessionWindows::new(30, sum(), state, ctx)),
+                "count" => Box::new(CountWindows::new(CountSpec { size: 3, slide: 2 }, sum(), state, ctx)),
+                _ => Box::new(GlobalWindows::new(2, sum(), state, ctx)),
+            }
+        };
+        let late_whole = Arc::new(Collected::default());
+        let mut whole = [make(late_whole.clone())];
+        let (_, sizes) = drive(whole[0].as_mut(), &records, delay, &mut Rng(case as u64));
+        let late_whole = Arc::new(Collected::default());
+        let mut whole = [make(late_whole.clone())];
+        let (mut m, mut w) = (i64::MIN, i64::MIN);
+        let want = feed(&mut whole, &[ALL], &records, &sizes, delay, (&mut m, &mut w), true);
+
+        let cut = rng.below(sizes.len() as u64 + 1) as usize;
+        let before: usize = sizes[..cut].iter().sum();
+        let late = Arc::new(Collected::default());
+        let mut first = [make(late.clone())];
+        let (mut m, mut w) = (i64::MIN, i64::MIN);
+        let mut got = feed(&mut first, &[ALL], &records[..before], &sizes[..cut], delay, (&mut m, &mut w), false);
+        let dir = tempfile::tempdir().unwrap();
+        let saved = first[0].snapshot(&dir.path().join("op")).unwrap().expect("window operators save state");
+        drop(first);
+        let from = RestoreFrom {
+            state: saved.state.map(|files| crate::state::RestoreSource {
+                dir: dir.path().join("op"),
+                files,
+                key_groups: 0..128,
+            }),
+            meta: saved.meta,
+        };
+        let ranges: Vec<Range<u32>> = if rng.below(2) == 0 { vec![ALL] } else { vec![0..64, 64..128] };
+        let mut rest: Vec<Box<dyn Operator>> = ranges
+            .iter()
+            .map(|r| {
+                let mut op = make(late.clone());
+                op.restore(std::slice::from_ref(&from), r.clone()).unwrap();
+                op
+            })
+            .collect();
+        got.extend(feed(&mut rest, &ranges, &records[before..], &sizes[cut..], delay, (&mut m, &mut w), true));
+        let what =
+            format!("case {case}: {kind}, cut after {cut} of {} batches, {} subtasks", sizes.len(), ranges.len());
+        assert_eq!(lines(&got), lines(&want), "{what}");
+        assert_eq!(late_of(&late), late_of(&late_whole), "{what}: late records");
+    }
+}
