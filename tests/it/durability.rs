@@ -101,7 +101,7 @@ fn stderr_of(s: &Scratch, name: &str) -> String {
 /// Runs `args` again and again, each time killed with SIGKILL at a random
 /// moment after a new checkpoint completed, `kills` times; then to the end.
 /// Returns how many runs continued from a checkpoint.
-fn kill_repeatedly(s: &Scratch, args: &[&str], kills: usize, expected: &[String]) -> usize {
+fn kill_repeatedly(s: &Scratch, args: &[&str], kills: usize, check: &dyn Fn(&str)) -> usize {
     let mut dice = Dice::new();
     let mut resumed = 0;
     for round in 0..=kills {
@@ -111,7 +111,7 @@ fn kill_repeatedly(s: &Scratch, args: &[&str], kills: usize, expected: &[String]
             std::thread::sleep(Duration::from_millis(dice.below(120)));
             child.kill().expect("SIGKILL");
             child.wait().expect("wait");
-            assert_no_stray_lines(&s.join("out"), expected, &format!("after kill {round}"));
+            check(&format!("after kill {round}"));
         } else {
             let status = child.wait().expect("wait");
             assert!(status.success(), "run {round} failed: {}", stderr_of(s, &log));
@@ -135,7 +135,9 @@ fn q5_over_a_file_survives_sigkill_at_random_moments() {
     s.write("bids.ndjson", bids.join("\n") + "\n");
     let want = expected("q5", &bids);
     let m = s.write("p.yaml", manifest("q5", "file: { path: bids.ndjson, format: json }", 2, "50ms", ""));
-    let resumed = kill_repeatedly(&s, &["run", m.to_str().unwrap()], 4, &want);
+    let resumed = kill_repeatedly(&s, &["run", m.to_str().unwrap()], 4, &|when| {
+        assert_no_stray_lines(&s.join("out"), &want, when)
+    });
     assert!(resumed >= 2, "only {resumed} runs continued from a checkpoint");
     assert_eq!(sorted_lines(&s.join("out")).unwrap(), want);
     // The finished pipeline is not run again.
@@ -153,7 +155,9 @@ fn q7_from_the_generator_survives_sigkill_with_rocksdb_and_memory_state() {
         let want = expected("q7", &bids);
         let state = format!("state: {{ backend: {backend} }}\n");
         let m = s.write("p.yaml", manifest("q7", "bids: { seed: 17, count: 400000 }", 2, "50ms", &state));
-        let resumed = kill_repeatedly(&s, &["run", m.to_str().unwrap()], 3, &want);
+        let out = s.join("out");
+        let resumed =
+            kill_repeatedly(&s, &["run", m.to_str().unwrap()], 3, &|when| assert_no_stray_lines(&out, &want, when));
         assert!(resumed >= 1, "{backend}: no run continued from a checkpoint");
         assert_eq!(sorted_lines(&s.join("out")).unwrap(), want, "{backend}");
     }
@@ -327,4 +331,116 @@ fn one_process_per_checkpoint_directory() {
     first.wait().unwrap();
     assert_ne!(second.code(), Some(0));
     assert!(second.stderr().contains("another weir process is running"), "{}", second.stderr());
+}
+
+/// Sensor readings in timestamp order: `sensors` sensors, one reading per
+/// millisecond in turn, noise around 50 with a spike now and then, and each
+/// sensor silent once for 45 s (longer than the detector's 30 s).
+fn sensor_readings(n: usize, sensors: usize) -> Vec<String> {
+    let mut seed = 7u64;
+    let mut next = move || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed >> 33
+    };
+    let mut lines = Vec::with_capacity(n);
+    let mut ts = 1_700_000_000_000i64;
+    while lines.len() < n {
+        ts += 1;
+        let s = (ts as usize) % sensors;
+        let silent_from = 1_700_000_000_000 + 60_000 + s as i64 * 7_000;
+        if (silent_from..silent_from + 45_000).contains(&ts) {
+            continue;
+        }
+        let spike = next() % 20_000 == 0;
+        let value = if spike { 500.0 } else { 40.0 + (next() % 2000) as f64 / 100.0 };
+        lines.push(format!("{{\"sensor\":\"s{s}\",\"value\":{value},\"ts\":{ts}}}"));
+    }
+    lines
+}
+
+/// Anomalies (sensor, ts) and silences (sensor, since), sorted.
+type Alerts = (Vec<(String, i64)>, Vec<(String, i64)>);
+
+/// The anomalies (sensor, ts) and silences (sensor, since) the detector must
+/// report, from scratch (Welford's running variance, per sensor in order).
+fn detector_oracle(lines: &[String]) -> Alerts {
+    let mut stats: BTreeMap<String, (u64, f64, f64, i64)> = BTreeMap::new();
+    let (mut anomalies, mut silences) = (Vec::new(), Vec::new());
+    for l in lines {
+        let r: serde_json::Value = serde_json::from_str(l).unwrap();
+        let (sensor, v, ts) =
+            (r["sensor"].as_str().unwrap().to_string(), r["value"].as_f64().unwrap(), r["ts"].as_i64().unwrap());
+        let (n, mean, m2, last) = stats.get(&sensor).copied().unwrap_or((0, 0.0, 0.0, i64::MIN));
+        if n >= 20 && (v - mean).abs() > 4.0 * (m2 / (n - 1) as f64).sqrt() {
+            anomalies.push((sensor.clone(), ts));
+        }
+        if last != i64::MIN && ts - last > 31_001 {
+            silences.push((sensor.clone(), last));
+        }
+        let n1 = n + 1;
+        let mean1 = mean + (v - mean) / n1 as f64;
+        stats.insert(sensor, (n1, mean1, m2 + (v - mean) * (v - mean1), ts));
+    }
+    silences.extend(stats.into_iter().map(|(s, st)| (s, st.3)));
+    anomalies.sort();
+    silences.sort();
+    (anomalies, silences)
+}
+
+fn alerts_of(lines: &[String]) -> Alerts {
+    let (mut anomalies, mut silences) = (Vec::new(), Vec::new());
+    for l in lines {
+        let a: serde_json::Value = serde_json::from_str(l).unwrap();
+        let sensor = a["sensor"].as_str().unwrap().to_string();
+        match a["alert"].as_str().unwrap() {
+            "anomaly" => anomalies.push((sensor, a["ts"].as_i64().unwrap())),
+            _ => silences.push((sensor, a["since"].as_i64().unwrap())),
+        }
+    }
+    anomalies.sort();
+    silences.sort();
+    (anomalies, silences)
+}
+
+#[test]
+fn a_process_function_keeps_its_state_and_timers_across_sigkill() {
+    let s = Scratch::new();
+    let readings = sensor_readings(600_000, 40);
+    s.write("sensors.ndjson", readings.join("\n") + "\n");
+    let (anomalies, silences) = detector_oracle(&readings);
+    assert!(
+        anomalies.len() >= 10 && silences.len() == 80,
+        "{} anomalies, {} silences",
+        anomalies.len(),
+        silences.len()
+    );
+    // One reader and one subtask keep every sensor's readings in order.
+    let m = s.write(
+        "p.yaml",
+        "name: detector\nparallelism: 1\nsource:\n  file: { path: sensors.ndjson, format: json }\n  \
+         event_time: { field: /ts }\n  watermark: { max_out_of_orderness: 1s }\n\
+         steps:\n  - key_by: { field: /sensor }\n  \
+         - process: { udf: anomaly@1, params: { threshold: 4, warmup: 20, silence_ms: 30000 } }\n\
+         sink:\n  file: { dir: out }\ncheckpoint:\n  dir: ckpt\n  interval: 20ms\n",
+    );
+    let out = s.join("out");
+    let (all_anomalies, all_silences) = (anomalies.clone(), silences.clone());
+    let resumed = kill_repeatedly(&s, &["run", m.to_str().unwrap()], 4, &|when| {
+        // What is visible is part of the result, each alert once.
+        let visible = sorted_lines(&out).unwrap_or_default();
+        let mut unique = visible.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), visible.len(), "{when}: an alert appears twice");
+        let (a, s) = alerts_of(&visible);
+        assert!(
+            a.iter().all(|x| all_anomalies.contains(x)) && s.iter().all(|x| all_silences.contains(x)),
+            "{when}: {a:?} {s:?}"
+        );
+    });
+    assert!(resumed >= 2, "only {resumed} runs continued from a checkpoint");
+    let got = sorted_lines(&s.join("out")).unwrap();
+    assert_eq!(alerts_of(&got), (anomalies, silences));
+    let mut unique = got.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), got.len(), "an alert appears twice");
 }
