@@ -444,3 +444,31 @@ fn a_process_function_keeps_its_state_and_timers_across_sigkill() {
     unique.dedup();
     assert_eq!(unique.len(), got.len(), "an alert appears twice");
 }
+
+#[test]
+fn a_savepoint_on_request_and_a_rerun_from_it() {
+    let s = Scratch::new();
+    let bids = oracle::bids(61, 3_000_000);
+    let want = expected("q5", &bids);
+    let m = s.write("p.yaml", manifest("q5", "bids: { seed: 61, count: 3000000 }", 2, "100ms", ""));
+    let m = m.to_str().unwrap();
+    let mut child = s.spawn(&["run", m], "run.err");
+    assert!(await_checkpoint(&mut child, &s.join("ckpt"), None), "{}", stderr_of(&s, "run.err"));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-USR1", &pid]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    let err = stderr_of(&s, "run.err");
+    assert!(status.success(), "{err}");
+    let savepoint = err
+        .lines()
+        .find_map(|l| l.strip_prefix("weir: savepoint "))
+        .unwrap_or_else(|| panic!("no savepoint taken: {err}"))
+        .to_string();
+    assert!(Path::new(&savepoint).join("_metadata").exists(), "{savepoint} was pruned");
+    assert_eq!(sorted_lines(&s.join("out")).unwrap(), want);
+    // Going back to the savepoint withdraws what was committed after it and
+    // produces it again.
+    let again = s.weir(&["run", m, "--from", &savepoint], None).ok().unwrap();
+    assert!(again.stderr().contains(&format!("continuing from {savepoint}")), "{}", again.stderr());
+    assert_eq!(sorted_lines(&s.join("out")).unwrap(), want);
+}
