@@ -181,19 +181,29 @@ fn stop_with_savepoint(s: &Scratch, args: &[&str], log: &str) {
 
 #[test]
 fn savepoints_restore_at_parallelism_one_two_one() {
-    let s = Scratch::new();
-    let bids = oracle::bids(23, 1_500_000);
-    let want = expected("q5", &bids);
-    let m = s.write("p.yaml", manifest("q5", "bids: { seed: 23, count: 1500000 }", 1, "200ms", ""));
-    let m = m.to_str().unwrap();
-    stop_with_savepoint(&s, &["run", m], "p1.err");
-    assert_no_stray_lines(&s.join("out"), &want, "at the first savepoint");
-    stop_with_savepoint(&s, &["run", m, "--parallelism", "2"], "p2.err");
-    assert!(stderr_of(&s, "p2.err").contains("continuing from"));
-    assert_no_stray_lines(&s.join("out"), &want, "at the second savepoint");
-    let last = s.weir(&["run", m, "--parallelism", "1"], None).ok().unwrap();
-    assert!(last.stderr().contains("continuing from") && last.stderr().contains("savepoint-"), "{}", last.stderr());
-    assert_eq!(sorted_lines(&s.join("out")).unwrap(), want);
+    // From the generator (one position per reader) and from a file (byte
+    // ranges per reader: two ranges in flight become three readers' work).
+    for from_file in [false, true] {
+        let s = Scratch::new();
+        let bids = oracle::bids(23, 1_500_000);
+        let want = expected("q5", &bids);
+        let source = if from_file {
+            s.write("bids.ndjson", bids.join("\n") + "\n");
+            "file: { path: bids.ndjson, format: json }"
+        } else {
+            "bids: { seed: 23, count: 1500000 }"
+        };
+        let m = s.write("p.yaml", manifest("q5", source, 1, "200ms", ""));
+        let m = m.to_str().unwrap();
+        stop_with_savepoint(&s, &["run", m], "p1.err");
+        assert_no_stray_lines(&s.join("out"), &want, "at the first savepoint");
+        stop_with_savepoint(&s, &["run", m, "--parallelism", "2"], "p2.err");
+        assert!(stderr_of(&s, "p2.err").contains("continuing from"));
+        assert_no_stray_lines(&s.join("out"), &want, "at the second savepoint");
+        let last = s.weir(&["run", m, "--parallelism", "1"], None).ok().unwrap();
+        assert!(last.stderr().contains("continuing from") && last.stderr().contains("savepoint-"), "{}", last.stderr());
+        assert_eq!(sorted_lines(&s.join("out")).unwrap(), want, "from a file: {from_file}");
+    }
 }
 
 /// Runs until at least two checkpoints are complete, then kills the process.
