@@ -76,6 +76,28 @@ impl WindowContext {
         Ok(true)
     }
 
+    /// The event-time watermark moved to `watermark`: the time to advance
+    /// the windows to, if it moved forward from `current` (which it then
+    /// becomes). After a restore, inputs may start below the saved
+    /// watermark: it never goes back.
+    pub fn event_time_advance(&self, current: &mut Timestamp, watermark: Timestamp) -> Option<Timestamp> {
+        (matches!(self.domain, TimeDomain::Event) && watermark > *current).then(|| {
+            *current = watermark;
+            watermark
+        })
+    }
+
+    /// The wall clock (or the end of input, `Timestamp::MAX`) reached
+    /// `now`: the time to advance processing-time windows to.
+    pub fn processing_time_advance(&self, now: Timestamp) -> Option<Timestamp> {
+        matches!(self.domain, TimeDomain::Processing(_)).then_some(now)
+    }
+
+    /// Whether the operator runs on the wall clock (and needs ticks).
+    pub fn wants_ticks(&self) -> bool {
+        matches!(self.domain, TimeDomain::Processing(_))
+    }
+
     /// Sends a record that arrived after its windows closed to the late output.
     pub fn late(&self, record: &RecordRef<'_>, watermark: Timestamp) -> Result<(), OperatorError> {
         StepMetrics::add(&self.step.metrics.late, 1);

@@ -203,30 +203,26 @@ impl Operator for SlicedWindows {
     }
 
     fn on_watermark(&mut self, watermark: Timestamp, out: &mut Vec<Batch>) -> Result<(), OperatorError> {
-        // After a restore, inputs may start below the saved watermark: it never goes back.
-        if matches!(self.cx.domain, TimeDomain::Event) && watermark > self.watermark {
-            self.watermark = watermark;
-            self.advance(watermark, out)?;
+        match self.cx.event_time_advance(&mut self.watermark, watermark) {
+            Some(t) => self.advance(t, out),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn on_tick(&mut self, now: Timestamp, out: &mut Vec<Batch>) -> Result<(), OperatorError> {
-        match self.cx.domain {
-            TimeDomain::Processing(_) => self.advance(now, out),
-            TimeDomain::Event => Ok(()),
+        match self.cx.processing_time_advance(now) {
+            Some(t) => self.advance(t, out),
+            None => Ok(()),
         }
     }
 
     fn on_end(&mut self, out: &mut Vec<Batch>) -> Result<(), OperatorError> {
-        match self.cx.domain {
-            TimeDomain::Processing(_) => self.advance(Timestamp::MAX, out),
-            TimeDomain::Event => Ok(()),
-        }
+        // Processing-time windows still open when the input ends fire now.
+        self.on_tick(Timestamp::MAX, out)
     }
 
     fn wants_ticks(&self) -> bool {
-        matches!(self.cx.domain, TimeDomain::Processing(_))
+        self.cx.wants_ticks()
     }
 
     fn snapshot(&mut self, dir: &Path) -> Result<Option<OperatorState>, String> {
