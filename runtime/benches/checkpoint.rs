@@ -8,7 +8,9 @@
 //! what matters is the figure per size, not a confidence interval.
 //!
 //! `cargo bench -p weir-runtime --bench checkpoint [-- SIZES...]`
-//! (default sizes: 1000000 10000000; WEIR_BENCH_DIR picks the directory).
+//! (default sizes: 1000000 10000000; WEIR_BENCH_DIR picks the directory;
+//! WEIR_BENCH_BACKENDS=rocksdb or =memory measures one backend alone, e.g.
+//! for its peak memory under `/usr/bin/time -v`).
 
 use std::path::Path;
 use std::time::Instant;
@@ -89,16 +91,19 @@ fn main() {
     let base = std::env::var_os("WEIR_BENCH_DIR").map_or_else(std::env::temp_dir, Into::into);
     println!("| backend | keys | fill s | snapshot s | size MB | snapshot after 1% changed s | new MB | restore s | restore half (rescale) s |");
     println!("|---|---|---|---|---|---|---|---|---|");
+    let backends = std::env::var("WEIR_BENCH_BACKENDS").unwrap_or_else(|_| "rocksdb memory".into());
     for &keys in &sizes {
         #[cfg(feature = "rocksdb")]
-        {
+        if backends.contains("rocksdb") {
             let tmp = tempfile::tempdir_in(&base).expect("temp dir");
             let root = tmp.path().to_path_buf();
             measure("rocksdb", keys, tmp.path(), &|name| {
                 Box::new(weir::state::RocksBackend::create(&root.join(name)).expect("create"))
             });
         }
-        let tmp = tempfile::tempdir_in(&base).expect("temp dir");
-        measure("memory", keys, tmp.path(), &|_| Box::new(MemoryBackend::new()));
+        if backends.contains("memory") {
+            let tmp = tempfile::tempdir_in(&base).expect("temp dir");
+            measure("memory", keys, tmp.path(), &|_| Box::new(MemoryBackend::new()));
+        }
     }
 }
