@@ -177,6 +177,7 @@ impl Operator for CountWindows {
         drop(records);
         emit(&mut self.aggregation, &fired, out, &self.cx)
     }
+
     fn on_watermark(&mut self, watermark: Timestamp, _out: &mut Vec<Batch>) -> Result<(), OperatorError> {
         self.aggregation.set_watermark(watermark);
         Ok(())
@@ -283,6 +284,7 @@ impl Operator for GlobalWindows {
         drop(records);
         emit(&mut self.aggregation, &fired, out, &self.cx)
     }
+
     fn on_watermark(&mut self, watermark: Timestamp, _out: &mut Vec<Batch>) -> Result<(), OperatorError> {
         self.aggregation.set_watermark(watermark);
         Ok(())
