@@ -180,7 +180,7 @@ fn stop_with_savepoint(s: &Scratch, args: &[&str], log: &str) {
 }
 
 #[test]
-fn savepoints_restore_at_parallelism_one_two_one() {
+fn savepoints_restore_at_parallelism_one_two_one_and_into_another_backend() {
     // From the generator (one position per reader) and from a file (byte
     // ranges per reader: two ranges in flight become three readers' work).
     for from_file in [false, true] {
@@ -200,7 +200,9 @@ fn savepoints_restore_at_parallelism_one_two_one() {
         stop_with_savepoint(&s, &["run", m, "--parallelism", "2"], "p2.err");
         assert!(stderr_of(&s, "p2.err").contains("continuing from"));
         assert_no_stray_lines(&s.join("out"), &want, "at the second savepoint");
-        let last = s.weir(&["run", m, "--parallelism", "1"], None).ok().unwrap();
+        // The last leg also moves the state from RocksDB into memory.
+        let memory = s.write("memory.yaml", manifest("q5", source, 1, "200ms", "state: { backend: memory }\n"));
+        let last = s.weir(&["run", memory.to_str().unwrap(), "--parallelism", "1"], None).ok().unwrap();
         assert!(last.stderr().contains("continuing from") && last.stderr().contains("savepoint-"), "{}", last.stderr());
         assert_eq!(sorted_lines(&s.join("out")).unwrap(), want, "from a file: {from_file}");
     }

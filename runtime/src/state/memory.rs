@@ -205,6 +205,14 @@ impl StateBackend for MemoryBackend {
 
     fn restore(&mut self, sources: &[RestoreSource], key_groups: Range<u32>) -> Result<(), String> {
         for s in sources {
+            // A savepoint of RocksDB state restores into memory too (a change of backend).
+            #[cfg(feature = "rocksdb")]
+            if s.files.backend == "rocksdb" {
+                super::rocks::read_snapshot(&s.dir, &key_groups, &mut |key, ns, n, value| {
+                    self.put(&ns, &key[n..], value)
+                })?;
+                continue;
+            }
             if s.files.backend != "memory" {
                 return Err(format!("{}: a {} snapshot, not a memory one", s.dir.display(), s.files.backend));
             }

@@ -359,24 +359,17 @@ impl StateBackend for RocksBackend {
         for s in sources {
             match s.files.backend.as_str() {
                 "rocksdb" => {
-                    let db = DB::open_for_read_only(&options(), &s.dir, false)
-                        .map_err(|e| format!("cannot open the snapshot {}: {e}", s.dir.display()))?;
                     let mut batch = WriteBatch::default();
-                    let mut it = db.raw_iterator();
-                    it.seek_to_first();
-                    while let (Some(k), Some(v)) = (it.key(), it.value()) {
-                        let n = decode_namespace(k)
-                            .map(|(_, n)| n)
-                            .ok_or_else(|| format!("{}: corrupt key", s.dir.display()))?;
-                        if k.len() >= n + 2 && key_groups.contains(&key_group_of(&k[n..])) {
-                            batch.put(k, v);
+                    let mut failed = None;
+                    read_snapshot(&s.dir, &key_groups, &mut |key, _, _, value| {
+                        batch.put(key, value);
+                        if batch.len() >= 64 * 1024 && failed.is_none() {
+                            failed = self.db().write_opt(std::mem::take(&mut batch), &self.write).err();
                         }
-                        if batch.len() >= 64 * 1024 {
-                            self.db().write_opt(std::mem::take(&mut batch), &self.write).map_err(|e| e.to_string())?;
-                        }
-                        it.next();
+                    })?;
+                    if let Some(e) = failed {
+                        return Err(e.to_string());
                     }
-                    it.status().map_err(|e| format!("{}: {e}", s.dir.display()))?;
                     self.db().write_opt(batch, &self.write).map_err(|e| e.to_string())?;
                 }
                 "memory" => {
@@ -392,6 +385,27 @@ impl StateBackend for RocksBackend {
         }
         Ok(())
     }
+}
+
+/// Called with a snapshot entry: encoded key, namespace, namespace prefix length, value.
+pub(super) type SnapshotVisitor<'a> = dyn FnMut(&[u8], Namespace, usize, &[u8]) + 'a;
+
+/// Calls `f` with every entry of the RocksDB snapshot in `dir` whose key
+/// group is in `key_groups`: its encoded key, namespace, the length of the
+/// namespace prefix (the state key follows it) and value.
+pub(super) fn read_snapshot(dir: &Path, key_groups: &Range<u32>, f: &mut SnapshotVisitor<'_>) -> Result<(), String> {
+    let db = DB::open_for_read_only(&options(), dir, false)
+        .map_err(|e| format!("cannot open the snapshot {}: {e}", dir.display()))?;
+    let mut it = db.raw_iterator();
+    it.seek_to_first();
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        let (ns, n) = decode_namespace(k).ok_or_else(|| format!("{}: corrupt key", dir.display()))?;
+        if k.len() >= n + 2 && key_groups.contains(&key_group_of(&k[n..])) {
+            f(k, ns, n, v);
+        }
+        it.next();
+    }
+    it.status().map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 impl RocksBackend {

@@ -179,6 +179,13 @@ mod rocks {
     }
 
     #[test]
+    fn rocksdb_snapshots_restore_into_memory_by_key_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_path_buf();
+        snapshots_restore_by_key_group(rocks(&d, 16).as_mut(), &|| Box::new(MemoryBackend::new()));
+    }
+
+    #[test]
     fn a_state_directory_is_never_reused_and_is_removed_on_drop() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
