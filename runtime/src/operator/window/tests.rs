@@ -86,46 +86,30 @@ fn stream(rng: &mut Rng, n: usize, keys: u64, disorder: i64) -> Vec<Rec> {
         .collect()
 }
 
+/// Random batch sizes (1 to 6) covering `n` records.
+fn batch_sizes(rng: &mut Rng, n: usize) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    let mut left = n;
+    while left > 0 {
+        let size = (1 + rng.below(6) as usize).min(left);
+        sizes.push(size);
+        left -= size;
+    }
+    sizes
+}
+
 /// Feeds `records` in batches of random size, with the watermark trailing
 /// the largest timestamp by `delay` (+1) after each batch; returns the
-/// outputs, the late records and the batch sizes used.
+/// outputs and the batch sizes used.
 fn drive(op: &mut dyn Operator, records: &[Rec], delay: i64, rng: &mut Rng) -> (Vec<Batch>, Vec<usize>) {
-    let mut out = Vec::new();
-    let mut sizes = Vec::new();
-    let mut max_ts = i64::MIN;
-    let mut wm = i64::MIN;
-    let mut at = 0;
-    while at < records.len() {
-        let n = (1 + rng.below(6) as usize).min(records.len() - at);
-        sizes.push(n);
-        let chunk = &records[at..at + n];
-        op.process(to_batch(chunk), &mut out).unwrap();
-        max_ts = chunk.iter().map(|r| r.1).max().unwrap().max(max_ts);
-        if max_ts - delay - 1 > wm {
-            wm = max_ts - delay - 1;
-            op.on_watermark(wm, &mut out).unwrap();
-        }
-        at += n;
-    }
-    op.on_watermark(Timestamp::MAX, &mut out).unwrap();
-    (out, sizes)
+    let sizes = batch_sizes(rng, records.len());
+    (replay(op, records, &sizes, delay), sizes)
 }
 
 /// Feeds `records` in the batches `sizes` (as [`drive`] chose them).
 fn replay(op: &mut dyn Operator, records: &[Rec], sizes: &[usize], delay: i64) -> Vec<Batch> {
-    let (mut out, mut max_ts, mut wm, mut at) = (Vec::new(), i64::MIN, i64::MIN, 0);
-    for &n in sizes {
-        let chunk = &records[at..at + n];
-        op.process(to_batch(chunk), &mut out).unwrap();
-        max_ts = chunk.iter().map(|r| r.1).max().unwrap().max(max_ts);
-        if max_ts - delay - 1 > wm {
-            wm = max_ts - delay - 1;
-            op.on_watermark(wm, &mut out).unwrap();
-        }
-        at += n;
-    }
-    op.on_watermark(Timestamp::MAX, &mut out).unwrap();
-    out
+    let (mut max_ts, mut wm) = (i64::MIN, i64::MIN);
+    feed(&mut [op], &[ALL], records, sizes, delay, (&mut max_ts, &mut wm), true)
 }
 
 fn late_of(c: &Collected) -> Vec<(String, i64, i64)> {
@@ -482,10 +466,11 @@ fn timestamps_out_of_range_are_dead_lettered_by_every_time_window() {
 }
 
 /// Feeds the batches `sizes` of `records` into `ops` (each owning the key
-/// groups in `ranges`, records routed by key), then the watermark as
-/// [`replay`] would; `end` also sends the final watermark.
+/// groups in `ranges`, records routed by key), each batch followed by the
+/// watermark it allows (continuing from `max_ts` and `wm`); `end` also
+/// sends the final watermark.
 fn feed(
-    ops: &mut [Box<dyn Operator>],
+    ops: &mut [&mut dyn Operator],
     ranges: &[Range<u32>],
     records: &[Rec],
     sizes: &[usize],
@@ -568,22 +553,19 @@ fn every_window_operator_continues_from_a_snapshot_as_if_never_stopped() {
                 _ => Box::new(GlobalWindows::new(2, sum(), state, ctx)),
             }
         };
+        let sizes = batch_sizes(&mut rng, records.len());
         let late_whole = Arc::new(Collected::default());
-        let mut whole = [make(late_whole.clone())];
-        let (_, sizes) = drive(whole[0].as_mut(), &records, delay, &mut Rng(case as u64));
-        let late_whole = Arc::new(Collected::default());
-        let mut whole = [make(late_whole.clone())];
-        let (mut m, mut w) = (i64::MIN, i64::MIN);
-        let want = feed(&mut whole, &[ALL], &records, &sizes, delay, (&mut m, &mut w), true);
+        let want = replay(make(late_whole.clone()).as_mut(), &records, &sizes, delay);
 
         let cut = rng.below(sizes.len() as u64 + 1) as usize;
         let before: usize = sizes[..cut].iter().sum();
         let late = Arc::new(Collected::default());
-        let mut first = [make(late.clone())];
+        let mut first = make(late.clone());
         let (mut m, mut w) = (i64::MIN, i64::MIN);
-        let mut got = feed(&mut first, &[ALL], &records[..before], &sizes[..cut], delay, (&mut m, &mut w), false);
+        let mut got =
+            feed(&mut [first.as_mut()], &[ALL], &records[..before], &sizes[..cut], delay, (&mut m, &mut w), false);
         let dir = tempfile::tempdir().unwrap();
-        let saved = first[0].snapshot(&dir.path().join("op")).unwrap().expect("window operators save state");
+        let saved = first.snapshot(&dir.path().join("op")).unwrap().expect("window operators save state");
         drop(first);
         let from = RestoreFrom {
             state: saved.state.map(|files| crate::state::RestoreSource {
@@ -602,6 +584,7 @@ fn every_window_operator_continues_from_a_snapshot_as_if_never_stopped() {
                 op
             })
             .collect();
+        let mut rest: Vec<&mut dyn Operator> = rest.iter_mut().map(|op| &mut **op as &mut dyn Operator).collect();
         got.extend(feed(&mut rest, &ranges, &records[before..], &sizes[cut..], delay, (&mut m, &mut w), true));
         let what =
             format!("case {case}: {kind}, cut after {cut} of {} batches, {} subtasks", sizes.len(), ranges.len());
