@@ -20,16 +20,21 @@
 //! | [`connector`] | sources, sinks, dead-letter writers |
 //! | [`exec`] | threads, channels, partitioning, the task loop |
 //! | [`job`] | manifest → plan → run → summary |
-//! | [`cli`] | the `weir` command line |
+//! | [`control`] | `weir serve`'s control plane: tenants, quotas, the function registry, pipelines, swaps (SQLite metadata) |
+//! | [`api`] | the REST API over `control` (axum), `/metrics`, `/openapi.json` |
+//! | [`cli`] | the `weir` command line (local runs, the server, the API client) |
 //!
-//! Only `wasm` imports wasmtime, only `state` RocksDB; only `cli` reads argv
-//! and the environment.
+//! Only `wasm` imports wasmtime, only `state` RocksDB, only `control::db`
+//! SQLite, only `api` HTTP (and `cli`'s client); only `cli` reads argv and
+//! the environment.
 
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod checkpoint;
 pub mod cli;
 pub mod connector;
+pub mod control;
 pub mod exec;
 pub mod job;
 pub mod manifest;

@@ -7,5 +7,6 @@ mod durability;
 mod input_errors;
 mod manifest_errors;
 mod seed_examples;
+mod serve;
 mod sources_and_sinks;
 mod windows;

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 pub mod oracle;
+pub mod server;
 
 /// The repository root.
 pub fn repo() -> PathBuf {

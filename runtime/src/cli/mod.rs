@@ -1,8 +1,12 @@
 //! The `weir` command line. The only module that reads argv and the
 //! environment.
 
+mod client;
 mod run;
+mod serve;
 mod udf;
+
+use client::{Client, PipelineAction};
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -41,10 +45,117 @@ enum Command {
         #[arg(long)]
         from: Option<PathBuf>,
     },
-    /// Works with function components.
+    /// Runs the API server and the executor (pipelines survive restarts).
+    Serve {
+        /// Address to listen on (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Metadata (SQLite), components, state, checkpoints and output.
+        #[arg(long, default_value = "weir-data")]
+        data_dir: PathBuf,
+        /// The admin token (default: DATA_DIR/admin-token, made on first start).
+        #[arg(long, env = "WEIR_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+    },
+    /// Works with function components (locally, or on a server).
     Udf {
         #[command(subcommand)]
         command: UdfCommand,
+    },
+    /// Manages pipelines on a server.
+    Pipeline {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        command: PipelineCommand,
+    },
+    /// Manages tenants on a server (admin token).
+    Tenant {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+}
+
+/// How to reach a server.
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// The server's URL.
+    #[arg(long, env = "WEIR_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
+    server: String,
+    /// API token (a tenant's; the admin's for `tenant`).
+    #[arg(long, env = "WEIR_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Print the server's JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+impl ServerArgs {
+    fn client(self) -> Client {
+        Client { server: self.server, token: self.token, json: self.json }
+    }
+}
+
+#[derive(Subcommand)]
+enum PipelineCommand {
+    /// Creates and starts a pipeline from a manifest file (`-`: stdin).
+    Create { manifest: String },
+    /// Lists pipelines.
+    List,
+    /// Shows a pipeline: status, per-step counters, checkpoints, swaps.
+    Get { id: String },
+    /// Stops a pipeline at a savepoint.
+    Stop { id: String },
+    /// Starts a stopped pipeline from its newest checkpoint or savepoint.
+    Resume { id: String },
+    /// Stops a pipeline without a savepoint and deletes it with its state and output.
+    Delete { id: String },
+    /// Takes a savepoint.
+    Savepoint { id: String },
+    /// Swaps a step's function version at a checkpoint barrier.
+    Swap {
+        id: String,
+        /// The step's index or name.
+        step: String,
+        /// NAME@VERSION (uploaded already).
+        udf: String,
+        /// How long the new version is watched before the swap is final, ms.
+        #[arg(long)]
+        probation_ms: Option<u64>,
+        /// Failed calls tolerated during probation before rolling back.
+        #[arg(long)]
+        max_failures: Option<u64>,
+    },
+    /// Posts records (one per line of FILE, `-`: stdin) to a pipeline's http source.
+    Send { id: String, file: String },
+    /// Prints the newest committed output lines.
+    Output {
+        id: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Creates a tenant and prints its token.
+    Create {
+        name: String,
+        #[arg(long)]
+        max_pipelines: Option<u32>,
+        #[arg(long)]
+        max_parallelism: Option<u32>,
+        /// Linear memory per function instance, MiB.
+        #[arg(long)]
+        memory_mib: Option<u64>,
+        /// Deadline of one function call, ms.
+        #[arg(long)]
+        cpu_ms_per_call: Option<u64>,
+        /// Largest component, MiB.
+        #[arg(long)]
+        max_component_mib: Option<u64>,
     },
 }
 
@@ -54,6 +165,27 @@ enum UdfCommand {
     Inspect {
         /// The component file.
         file: PathBuf,
+    },
+    /// Uploads a component to a server as NAME@VERSION.
+    Upload {
+        /// NAME@VERSION.
+        udf: String,
+        /// The component file (`-`: stdin).
+        file: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Lists the functions on a server.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Deletes a function version from a server.
+    Delete {
+        /// NAME@VERSION.
+        udf: String,
+        #[command(flatten)]
+        server: ServerArgs,
     },
 }
 
@@ -66,6 +198,49 @@ pub fn main() -> ExitCode {
             run::run(run::RunOptions { manifest, udf_dirs, quiet, parallelism, from }, wasm_config())
         }
         Command::Udf { command: UdfCommand::Inspect { file } } => udf::inspect(&file),
+        Command::Udf { command: UdfCommand::Upload { udf, file, server } } => {
+            client::udf_upload(&server.client(), &udf, &file)
+        }
+        Command::Udf { command: UdfCommand::List { server } } => client::udf_list(&server.client()),
+        Command::Udf { command: UdfCommand::Delete { udf, server } } => client::udf_delete(&server.client(), &udf),
+        Command::Serve { listen, data_dir, admin_token } => serve::serve(&listen, data_dir, admin_token, wasm_config()),
+        Command::Tenant { server, command } => {
+            let TenantCommand::Create {
+                name,
+                max_pipelines,
+                max_parallelism,
+                memory_mib,
+                cpu_ms_per_call,
+                max_component_mib,
+            } = command;
+            let d = crate::control::Quotas::default();
+            let quotas = serde_json::json!({
+                "max_pipelines": max_pipelines.unwrap_or(d.max_pipelines),
+                "max_parallelism": max_parallelism.unwrap_or(d.max_parallelism),
+                "memory_mib": memory_mib.unwrap_or(d.memory_mib),
+                "cpu_ms_per_call": cpu_ms_per_call.unwrap_or(d.cpu_ms_per_call),
+                "max_component_mib": max_component_mib.unwrap_or(d.max_component_mib),
+            });
+            client::tenant_create(&server.client(), &name, quotas)
+        }
+        Command::Pipeline { server, command } => {
+            use PipelineCommand as P;
+            let action = match command {
+                P::Create { manifest } => PipelineAction::Create(manifest),
+                P::List => PipelineAction::List,
+                P::Get { id } => PipelineAction::Get(id),
+                P::Stop { id } => PipelineAction::Stop(id),
+                P::Resume { id } => PipelineAction::Resume(id),
+                P::Delete { id } => PipelineAction::Delete(id),
+                P::Savepoint { id } => PipelineAction::Savepoint(id),
+                P::Swap { id, step, udf, probation_ms, max_failures } => {
+                    PipelineAction::Swap { id, step, udf, probation_ms, max_failures }
+                }
+                P::Send { id, file } => PipelineAction::Send { id, file },
+                P::Output { id, limit } => PipelineAction::Output { id, limit },
+            };
+            client::pipeline(&server.client(), action)
+        }
     }
 }
 

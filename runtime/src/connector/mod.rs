@@ -8,6 +8,7 @@
 pub mod bids;
 pub mod dead_letter;
 pub mod file_source;
+pub mod journal;
 pub mod lines;
 pub mod sink;
 pub mod stream_source;

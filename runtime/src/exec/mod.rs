@@ -28,6 +28,7 @@ use crate::checkpoint::coordinator::Action;
 use crate::checkpoint::store::Finish;
 use crate::checkpoint::{Coordinator, Kind, TaskId, TaskSnapshot};
 use crate::connector::now_ms;
+use crate::operator::swap::StepSwitch;
 use crate::operator::OperatorError;
 use crate::types::Barrier;
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
@@ -36,7 +37,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use task::{Ended, Task, TaskInput};
 
@@ -55,6 +56,8 @@ pub enum TaskError {
     Disconnected,
     /// A bug in the planner or executor.
     Internal(String),
+    /// Stopped on request, without a savepoint.
+    Aborted,
 }
 
 impl fmt::Display for TaskError {
@@ -66,6 +69,7 @@ impl fmt::Display for TaskError {
             TaskError::State(e) => write!(f, "state: {e}"),
             TaskError::Disconnected => f.write_str("a neighbouring subtask stopped"),
             TaskError::Internal(e) => write!(f, "internal error: {e}"),
+            TaskError::Aborted => f.write_str("stopped on request without a savepoint"),
         }
     }
 }
@@ -88,13 +92,32 @@ pub(crate) enum TaskEvent {
     Finished { result: Result<Ended, TaskError> },
 }
 
-/// Requests to a running job (from signals, later from the control plane).
+/// Requests to a running job (from signals or the control plane), and what
+/// it has done so far.
 #[derive(Debug, Default)]
 pub struct Controls {
     /// Stop reading and drain (or, when checkpointed, stop with a savepoint).
     pub stop: Arc<AtomicBool>,
     /// Take a savepoint and go on.
     pub savepoint: Arc<AtomicBool>,
+    /// Stop at once, without a savepoint (a restart resumes from the last checkpoint).
+    pub abort: Arc<AtomicBool>,
+    /// Function swaps waiting for a checkpoint barrier.
+    pub swaps: Mutex<Vec<Arc<StepSwitch>>>,
+    /// Checkpoints so far.
+    pub progress: Mutex<RunReport>,
+}
+
+impl Controls {
+    /// Checkpoints so far.
+    pub fn progress(&self) -> RunReport {
+        self.progress.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Swaps `switch` (already [`begun`](StepSwitch::begin)) in at the next checkpoint barrier.
+    pub fn swap_at_next_barrier(&self, switch: Arc<StepSwitch>) {
+        self.swaps.lock().unwrap_or_else(PoisonError::into_inner).push(switch);
+    }
 }
 
 /// How a run went, besides its error.
@@ -110,6 +133,14 @@ pub struct RunReport {
     pub stopped_at: Option<PathBuf>,
     /// Longest time from trigger to completion, ms.
     pub slowest_ms: i64,
+    /// Id of the newest complete checkpoint or savepoint.
+    pub latest_id: u64,
+    /// Time from trigger to completion of the newest, ms.
+    pub last_ms: i64,
+    /// When the newest completed, ms since the epoch.
+    pub last_at_ms: i64,
+    /// Savepoints taken by this run.
+    pub savepoints: Vec<PathBuf>,
 }
 
 /// How often the coordinator looks at the clock.
@@ -235,6 +266,8 @@ pub fn run(plan: Plan, controls: Arc<Controls>) -> (RunReport, Result<(), TaskEr
         triggers,
         started: std::collections::BTreeMap::new(),
         report: RunReport::default(),
+        arming: Vec::new(),
+        controls: controls.clone(),
     };
     let mut first: Option<TaskError> = None;
     let mut finished = 0;
@@ -280,8 +313,20 @@ pub fn run(plan: Plan, controls: Arc<Controls>) -> (RunReport, Result<(), TaskEr
             }
             None => {}
         }
+        if controls.abort.load(Ordering::Relaxed) && !failed.swap(true, Ordering::Relaxed) {
+            first = Some(TaskError::Aborted);
+        }
         if failed.load(Ordering::Relaxed) {
             continue;
+        }
+        let swaps: Vec<Arc<StepSwitch>> =
+            controls.swaps.lock().unwrap_or_else(PoisonError::into_inner).drain(..).collect();
+        for switch in swaps {
+            match driver.coordinator.as_mut().map(|c| c.request(Kind::Checkpoint)) {
+                None => switch.cancel("the pipeline takes no checkpoints, and a swap happens at a checkpoint barrier"),
+                Some(Err(e)) => switch.cancel(&format!("no checkpoint barrier can be placed: {e}")),
+                Some(Ok(())) => driver.arming.push(switch),
+            }
         }
         if controls.stop.load(Ordering::Relaxed) && !stop_asked {
             stop_asked = true;
@@ -305,6 +350,9 @@ pub fn run(plan: Plan, controls: Arc<Controls>) -> (RunReport, Result<(), TaskEr
     }
     for h in handles {
         let _ = h.join();
+    }
+    for switch in driver.arming.drain(..) {
+        switch.cancel("the pipeline stopped before the swap barrier");
     }
     if let Some(e) = first {
         return (driver.report, Err(e));
@@ -339,14 +387,27 @@ struct Driver {
     triggers: Vec<Sender<Control>>,
     started: std::collections::BTreeMap<u64, i64>,
     report: RunReport,
+    /// Swaps to arm at the next barrier.
+    arming: Vec<Arc<StepSwitch>>,
+    controls: Arc<Controls>,
 }
 
 impl Driver {
     fn act(&mut self, action: Option<Action<TaskSnapshot>>, now: i64) {
+        if action.is_some() {
+            self.carry_out(action, now);
+            *self.controls.progress.lock().unwrap_or_else(PoisonError::into_inner) = self.report.clone();
+        }
+    }
+
+    fn carry_out(&mut self, action: Option<Action<TaskSnapshot>>, now: i64) {
         match action {
             None => {}
             Some(Action::Trigger { id, kind }) => {
                 self.started.insert(id, now);
+                for switch in self.arming.drain(..) {
+                    switch.arm(id);
+                }
                 let barrier = Barrier { id, stop: kind == Kind::StopWithSavepoint };
                 for t in &self.triggers {
                     // A source that has finished no longer listens; the coordinator hears about it.
@@ -367,7 +428,11 @@ impl Driver {
                         if kind == Kind::StopWithSavepoint {
                             self.report.stopped_at = Some(dir.clone());
                         }
+                        if kind.is_savepoint() {
+                            self.report.savepoints.push(dir.clone());
+                        }
                         self.report.latest = Some(dir);
+                        (self.report.latest_id, self.report.last_ms, self.report.last_at_ms) = (id, took, now);
                     }
                     Err(e) => {
                         self.report.failed += 1;

@@ -2,6 +2,7 @@
 
 use crate::checkpoint::{Store, Timing};
 use crate::connector::{Sink, Source};
+use crate::operator::swap::StepSwitch;
 use crate::operator::{Operator, StepMetrics};
 use crate::time::BoundedOutOfOrderness;
 use std::ops::Range;
@@ -15,6 +16,8 @@ pub struct ChainOp {
     pub metrics: Arc<StepMetrics>,
     /// The step, for operators whose state is checkpointed.
     pub step: Option<u32>,
+    /// The function swap of its step, told when a barrier passes.
+    pub switch: Option<Arc<StepSwitch>>,
 }
 
 /// Where a subtask's records come from.

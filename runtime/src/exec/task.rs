@@ -207,6 +207,10 @@ impl Task {
             Ok(snapshot) => TaskEvent::Ack { task: self.id, id: barrier.id, snapshot },
             Err(reason) => TaskEvent::Decline { task: self.id, id: barrier.id, reason },
         };
+        // A function swap armed at this barrier takes effect from the next record on.
+        for c in self.chain.iter().filter_map(|c| c.switch.as_ref()) {
+            c.barrier_passed(self.id.1, barrier.id);
+        }
         let _ = self.events.send(event);
         Ok(())
     }
@@ -333,6 +337,9 @@ impl Task {
     }
 
     fn watermark(&mut self, watermark: Timestamp) -> Result<(), TaskError> {
+        for c in &self.chain {
+            c.metrics.set_watermark(self.id.1, watermark);
+        }
         each_op(&mut self.chain, &mut self.output, |op, out| op.on_watermark(watermark, out))?;
         self.output.watermark(watermark)
     }

@@ -11,6 +11,7 @@ mod durability;
 mod planner;
 
 pub use catalog::{UdfCatalog, UdfDirs};
+pub use planner::SwapTarget;
 
 use crate::exec::{self, Controls, Plan, RunReport, TaskError};
 use crate::manifest::Manifest;
@@ -120,6 +121,7 @@ pub struct Job {
     plan: Option<Plan>,
     metrics: Vec<(String, Arc<StepMetrics>)>,
     controls: Arc<Controls>,
+    swap_targets: Vec<Arc<SwapTarget>>,
     resumed_from: Option<PathBuf>,
     already_finished: Option<PathBuf>,
     _lock: Option<durability::Lock>,
@@ -137,11 +139,11 @@ impl Job {
     ) -> Result<Job, JobError> {
         let prepared = durability::prepare(manifest, from)?;
         let resumed_from = prepared.durability.restore.as_ref().map(|r| r.dir.clone());
-        let (plan, metrics) = match prepared.finished {
-            Some(_) => (None, Vec::new()),
+        let (plan, metrics, targets) = match prepared.finished {
+            Some(_) => (None, Vec::new(), Vec::new()),
             None => {
-                let (plan, metrics) = planner::plan(manifest, host, catalog, prepared.durability)?;
-                (Some(plan), metrics)
+                let (plan, metrics, targets) = planner::plan(manifest, host, catalog, prepared.durability)?;
+                (Some(plan), metrics, targets)
             }
         };
         Ok(Job {
@@ -149,6 +151,7 @@ impl Job {
             plan,
             metrics,
             controls: Arc::new(Controls::default()),
+            swap_targets: targets.into_iter().map(Arc::new).collect(),
             resumed_from,
             already_finished: prepared.finished,
             _lock: prepared.lock,
@@ -164,6 +167,17 @@ impl Job {
     /// at a savepoint), take a savepoint.
     pub fn controls(&self) -> Arc<Controls> {
         self.controls.clone()
+    }
+
+    /// The steps whose function can be swapped while it runs.
+    pub fn swap_targets(&self) -> Vec<Arc<SwapTarget>> {
+        self.swap_targets.clone()
+    }
+
+    /// Each step's label and live counters: the source first, then every
+    /// step, then the sink.
+    pub fn metrics(&self) -> Vec<(String, Arc<StepMetrics>)> {
+        self.metrics.clone()
     }
 
     /// Runs to the end of the input, or until stopped.

@@ -15,6 +15,7 @@ use crate::checkpoint::{SourcePosition, Store, Timing};
 use crate::connector::bids::BidSource;
 use crate::connector::dead_letter::DeadLetterWriter;
 use crate::connector::file_source::{open_ranges, open_splits, CsvHeader};
+use crate::connector::journal::JournalSource;
 use crate::connector::lines::HeaderSlot;
 use crate::connector::sink::{FileSink, SharedOutput, SharedSink, StagedFileSink};
 use crate::connector::{now_ms, stream_source, Sink, Source};
@@ -26,7 +27,8 @@ use crate::manifest::{
 use crate::operator::decode::{CsvColumns, Decode, TimestampCheck};
 use crate::operator::key_by::{KeyByField, RequireKey};
 use crate::operator::process::{Process, ProcessAccess};
-use crate::operator::udf::UdfStep;
+use crate::operator::swap::{StepSwitch, Switchable};
+use crate::operator::udf::{UdfInvoker, UdfStep};
 use crate::operator::window::aggregation::{Aggregation, UdfAggregate};
 use crate::operator::window::builtin::Builtin;
 use crate::operator::window::{
@@ -53,6 +55,39 @@ const CHANNEL_CAPACITY: usize = 8;
 const TIMESTAMP_STEP: usize = usize::MAX;
 
 type Metrics = Vec<(String, Arc<StepMetrics>)>;
+
+/// A function step that can be swapped while the pipeline runs.
+pub struct SwapTarget {
+    /// Position in `steps`.
+    pub index: usize,
+    /// Its name in the manifest.
+    pub name: Option<String>,
+    /// Its label.
+    pub label: String,
+    /// The interface called.
+    pub function: crate::manifest::FunctionKind,
+    /// The function it started with.
+    pub udf: UdfRef,
+    /// How each subtask's instance was started (a new version gets the same).
+    pub specs: Vec<InstanceSpec>,
+    /// The swap state, shared with the subtasks.
+    pub switch: Arc<StepSwitch>,
+}
+
+impl SwapTarget {
+    /// One started instance of `component` per subtask (`init` called with
+    /// the step's parameters); the first failure is returned.
+    pub fn start(&self, host: &WasmHost, component: &Arc<LoadedComponent>) -> Result<Vec<Box<dyn UdfInvoker>>, String> {
+        self.specs
+            .iter()
+            .map(|spec| {
+                host.instantiate(component, self.function, spec.clone())
+                    .map(|u| Box::new(u) as Box<dyn UdfInvoker>)
+                    .map_err(|e| format!("subtask {}: {e}", spec.subtask))
+            })
+            .collect()
+    }
+}
 
 /// Started function instances per step (by step index), one per subtask,
 /// with the state and timers of `process` functions.
@@ -102,7 +137,7 @@ pub(super) fn plan(
     host: &WasmHost,
     catalog: &dyn UdfCatalog,
     durability: Durability,
-) -> Result<(Plan, Metrics), JobError> {
+) -> Result<(Plan, Metrics, Vec<SwapTarget>), JobError> {
     let p = m.parallelism;
     let Durability { restore, work_dir, checkpointing } = durability;
     let ts_label = format!("{} event_time", source_label(m));
@@ -133,8 +168,10 @@ pub(super) fn plan(
     // 3. One started instance per function and subtask (init has run);
     // process functions get their state and timers now, for their imports.
     let mut instances: Instances = HashMap::new();
+    let mut targets = Vec::new();
     for (index, label, u) in &functions {
         let mut per_subtask = Vec::with_capacity(p as usize);
+        let mut specs = Vec::with_capacity(p as usize);
         for subtask in 0..p {
             let access = match u.function {
                 crate::manifest::FunctionKind::Process => {
@@ -144,13 +181,27 @@ pub(super) fn plan(
             };
             let keyed = access.clone().map(|a| a as Arc<dyn crate::operator::keyed_access::KeyedAccess>);
             let spec = InstanceSpec { params: u.params.clone(), limits: u.limits, subtask, keyed };
+            specs.push(spec.clone());
             let udf = host
                 .instantiate(&loaded[&u.udf], u.function, spec)
                 .map_err(|message| JobError::Udf { step: label.clone(), message })?;
             per_subtask.push((udf, access));
         }
         instances.insert(*index, per_subtask);
+        if *index != TIMESTAMP_STEP {
+            let step = &m.steps[*index];
+            targets.push(SwapTarget {
+                index: *index,
+                name: step.name.clone(),
+                label: label.clone(),
+                function: u.function,
+                udf: u.udf.clone(),
+                specs,
+                switch: StepSwitch::new(label.clone(), p as usize),
+            });
+        }
     }
+    let switches: HashMap<usize, Arc<StepSwitch>> = targets.iter().map(|t| (t.index, t.switch.clone())).collect();
 
     // 4. Outputs, now that everything else worked (appended to when continuing).
     let append = restore.is_some();
@@ -193,6 +244,7 @@ pub(super) fn plan(
         ts_metrics,
         ts_label,
         instances,
+        switches,
         restore: restore.as_ref(),
         resume_max_ts,
         work_dir: &work_dir,
@@ -257,7 +309,7 @@ pub(super) fn plan(
         sink_metrics,
         checkpointing,
     };
-    Ok((plan, metrics))
+    Ok((plan, metrics, targets))
 }
 
 /// Builds the operator chains of segments.
@@ -271,6 +323,7 @@ struct ChainBuilder<'a> {
     ts_metrics: Arc<StepMetrics>,
     ts_label: String,
     instances: Instances,
+    switches: HashMap<usize, Arc<StepSwitch>>,
     restore: Option<&'a Restorable>,
     resume_max_ts: Option<i64>,
     work_dir: &'a Path,
@@ -304,15 +357,22 @@ impl ChainBuilder<'_> {
         StepContext { label: label.into(), subtask, dead_letters: self.dead_letters.clone(), metrics: metrics.clone() }
     }
 
-    fn instance(&mut self, index: usize) -> (WasmUdf, Option<Arc<ProcessAccess>>) {
+    /// Subtask `subtask`'s instance of step `index`'s function, swappable
+    /// (steps only; the source's event-time function is not).
+    fn instance(&mut self, index: usize, subtask: u32) -> (Box<dyn UdfInvoker>, Option<Arc<ProcessAccess>>) {
         let v = self.instances.get_mut(&index).expect("instances were started for every function");
-        v.remove(0)
+        let (udf, access) = v.remove(0);
+        let invoker: Box<dyn UdfInvoker> = match self.switches.get(&index) {
+            Some(switch) => Box::new(Switchable::new(Box::new(udf), switch.clone(), subtask)),
+            None => Box::new(udf),
+        };
+        (invoker, access)
     }
 
     fn udf_step(&mut self, step: &StepSpec, u: &UdfStepSpec, subtask: u32) -> UdfStep {
-        let (invoker, _) = self.instance(step.index);
+        let (invoker, _) = self.instance(step.index, subtask);
         let ctx = self.ctx(step.label(), subtask, &self.step_metrics[step.index]);
-        UdfStep::new(u.function, Box::new(invoker), u.on_error, ctx)
+        UdfStep::new(u.function, invoker, u.on_error, ctx)
     }
 
     /// The chain of the first segment: decode, event time, then the steps;
@@ -329,19 +389,22 @@ impl ChainBuilder<'_> {
         };
         let ctx = self.ctx(source_label(self.m), subtask, &self.source_metrics);
         let decode = Decode::new(source.format.clone(), field, self.columns.clone(), ctx);
-        let mut chain = vec![ChainOp { op: Box::new(decode), metrics: self.source_metrics.clone(), step: None }];
+        let mut chain =
+            vec![ChainOp { op: Box::new(decode), metrics: self.source_metrics.clone(), step: None, switch: None }];
         if let Some(u) = self.m.timestamp_udf() {
-            let (invoker, _) = self.instance(TIMESTAMP_STEP);
+            let (invoker, _) = self.instance(TIMESTAMP_STEP, subtask);
             let ctx = self.ctx(self.ts_label.clone(), subtask, &self.ts_metrics);
             chain.push(ChainOp {
-                op: Box::new(UdfStep::new(u.function, Box::new(invoker), u.on_error, ctx.clone())),
+                op: Box::new(UdfStep::new(u.function, invoker, u.on_error, ctx.clone())),
                 metrics: self.ts_metrics.clone(),
                 step: None,
+                switch: None,
             });
             chain.push(ChainOp {
                 op: Box::new(TimestampCheck::new(ctx)),
                 metrics: Arc::new(StepMetrics::default()),
                 step: None,
+                switch: None,
             });
         }
         let event_time = source.event_time.as_ref().map(|e| {
@@ -359,6 +422,7 @@ impl ChainBuilder<'_> {
         let mut chain = Vec::new();
         for step in segment {
             let metrics = self.step_metrics[step.index].clone();
+            let switch = self.switches.get(&step.index).cloned();
             let op: Box<dyn Operator> = match &step.kind {
                 StepKind::Udf(u) => Box::new(self.udf_step(step, u, subtask)),
                 StepKind::KeyBy(KeyBySpec::Field(p)) => {
@@ -369,23 +433,21 @@ impl ChainBuilder<'_> {
                 }
                 StepKind::KeyBy(KeyBySpec::Udf(u)) => {
                     let call = self.udf_step(step, u, subtask);
-                    chain.push(ChainOp { op: Box::new(call), metrics: metrics.clone(), step: None });
+                    chain.push(ChainOp {
+                        op: Box::new(call),
+                        metrics: metrics.clone(),
+                        step: None,
+                        switch: switch.clone(),
+                    });
                     let unreported = Arc::new(StepMetrics::default());
                     Box::new(RequireKey::new(self.ctx(step.label(), subtask, &unreported)))
                 }
                 StepKind::Window(w) => self.window(step, w, subtask)?,
                 StepKind::Process(u) => {
-                    let (invoker, access) = self.instance(step.index);
+                    let (invoker, access) = self.instance(step.index, subtask);
                     let access = access.expect("process functions get their state when started");
                     let ctx = self.ctx(step.label(), subtask, &metrics);
-                    Box::new(Process::new(
-                        Box::new(invoker),
-                        u.on_error,
-                        access,
-                        step.index as u32,
-                        self.m.max_parallelism,
-                        ctx,
-                    ))
+                    Box::new(Process::new(invoker, u.on_error, access, step.index as u32, self.m.max_parallelism, ctx))
                 }
             };
             let stateful = matches!(step.kind, StepKind::Window(_) | StepKind::Process(_));
@@ -397,7 +459,7 @@ impl ChainBuilder<'_> {
                         .map_err(|message| JobError::Restore(format!("{}: {message}", step.label())))?;
                 }
             }
-            chain.push(ChainOp { op, metrics, step: stateful.then_some(step.index as u32) });
+            chain.push(ChainOp { op, metrics, step: stateful.then_some(step.index as u32), switch });
         }
         Ok(chain)
     }
@@ -408,7 +470,7 @@ impl ChainBuilder<'_> {
                 Aggregation::Builtin(Builtin::new(*kind, field.clone(), *output))
             }
             AggregateSpec::Udf(u) => {
-                Aggregation::Udf(UdfAggregate::new(Box::new(self.instance(step.index).0), u.on_error))
+                Aggregation::Udf(UdfAggregate::new(self.instance(step.index, subtask).0, u.on_error))
             }
         };
         let domain = match w.time {
@@ -464,6 +526,7 @@ fn source_label(m: &Manifest) -> String {
         SourceKind::Stdin => format!("source stdin ({format})"),
         SourceKind::Socket { address } => format!("source socket {address} ({format})"),
         SourceKind::Bids { seed, .. } => format!("source bids seed {seed}"),
+        SourceKind::Http { .. } => format!("source http ({format})"),
     }
 }
 
@@ -515,6 +578,9 @@ fn open_source(
                 .collect()
         }
         SourceKind::Stdin => vec![Box::new(stream_source::stdin(skip_blank, slot()))],
+        SourceKind::Http { journal } => {
+            vec![Box::new(JournalSource::open(journal_path(journal)?, 0, skip_blank, slot()).map_err(source_err)?)]
+        }
         SourceKind::Socket { address } => {
             vec![Box::new(stream_source::socket(address, skip_blank, slot()).map_err(source_err)?)]
         }
@@ -582,10 +648,36 @@ fn resume_source(
             }
             Ok(out)
         }
+        SourceKind::Http { journal } => {
+            let offset = match r.metadata.sources.first() {
+                Some(SourcePosition::File { offset, .. }) => *offset,
+                Some(SourcePosition::Bids { .. }) => return Err(mismatch("bids")),
+                None => 0,
+            };
+            let slot = match &m.source.format {
+                Format::Csv(c) if c.header && c.columns.is_none() => {
+                    return Err(JobError::Restore(
+                        "a CSV header cannot be re-read from an http source; give `columns`".into(),
+                    ))
+                }
+                _ => None,
+            };
+            Ok(vec![Box::new(
+                JournalSource::open(journal_path(journal)?, offset, skip_blank, slot).map_err(source_err)?,
+            )])
+        }
         SourceKind::Stdin | SourceKind::Socket { .. } => {
             Err(JobError::Restore("stdin and socket sources cannot resume".into()))
         }
     }
+}
+
+fn journal_path(journal: &Option<PathBuf>) -> Result<&Path, JobError> {
+    journal.as_deref().ok_or_else(|| {
+        JobError::Source(
+            "an http source receives records posted to `weir serve`; `weir run` has no HTTP endpoint".into(),
+        )
+    })
 }
 
 fn create(path: &std::path::Path, append: bool) -> Result<File, JobError> {

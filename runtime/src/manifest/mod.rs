@@ -109,6 +109,13 @@ pub enum SourceKind {
         /// `host:port`.
         address: String,
     },
+    /// Records posted to `weir serve` (`POST /v1/pipelines/{id}/records`),
+    /// read from the pipeline's ingest journal, where every accepted post
+    /// was written durably before it was acknowledged.
+    Http {
+        /// The journal (set by `weir serve`; `None` elsewhere).
+        journal: Option<PathBuf>,
+    },
     /// The deterministic bid generator of the bench (`gen_bids.py`).
     Bids {
         /// SplitMix64 seed.
@@ -517,6 +524,35 @@ impl Manifest {
             .map_err(|e| ManifestError::new("", format!("cannot read manifest {}: {e}", path.display())))?;
         let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         Manifest::parse(&text, base)
+    }
+
+    /// Makes step `index` call `udf` instead (a swapped-in version).
+    pub fn set_step_udf(&mut self, index: usize, udf: UdfRef) -> Result<(), String> {
+        let step = self.steps.get_mut(index).ok_or_else(|| format!("there is no step {index}"))?;
+        let spec = match &mut step.kind {
+            StepKind::Udf(u) | StepKind::Process(u) | StepKind::KeyBy(KeyBySpec::Udf(u)) => u,
+            StepKind::Window(WindowStepSpec { aggregate: AggregateSpec::Udf(u), .. }) => u,
+            _ => return Err(format!("step {index} calls no function")),
+        };
+        spec.udf = udf;
+        Ok(())
+    }
+
+    /// Every function of the pipeline (the source's event-time function
+    /// first, then the steps'), to adjust their limits.
+    pub fn udf_specs_mut(&mut self) -> Vec<&mut UdfStepSpec> {
+        let mut out = Vec::new();
+        if let Some(EventTimeSpec { assign: TimestampSource::Udf(u), .. }) = &mut self.source.event_time {
+            out.push(u);
+        }
+        for s in &mut self.steps {
+            match &mut s.kind {
+                StepKind::Udf(u) | StepKind::KeyBy(KeyBySpec::Udf(u)) | StepKind::Process(u) => out.push(u),
+                StepKind::Window(WindowStepSpec { aggregate: AggregateSpec::Udf(u), .. }) => out.push(u),
+                _ => {}
+            }
+        }
+        out
     }
 
     /// Every function a step calls, in pipeline order.

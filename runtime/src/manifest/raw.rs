@@ -411,7 +411,7 @@ fn format(text: Option<&str>, csv: Option<RawCsv>, default: Format, at: &str) ->
 
 fn source(map: &Mapping, base: &Path, limits: Limits) -> Result<SourceSpec> {
     let (kind, v) =
-        one_kind(map, &["file", "stdin", "socket", "bids"], &["event_time", "watermark"], "source", "source")?;
+        one_kind(map, &["file", "stdin", "socket", "http", "bids"], &["event_time", "watermark"], "source", "source")?;
     let at = format!("source.{kind}");
     let (kind, format) = match kind.as_str() {
         "file" => {
@@ -449,6 +449,10 @@ fn source(map: &Mapping, base: &Path, limits: Limits) -> Result<SourceSpec> {
                 SourceKind::Socket { address: format!("{host}:{}", s.port) },
                 format(s.format.as_deref(), s.csv, Format::Lines, &at)?,
             )
+        }
+        "http" => {
+            let s: RawStream = typed_or_default(v, &at)?;
+            (SourceKind::Http { journal: None }, format(s.format.as_deref(), s.csv, Format::Json, &at)?)
         }
         _ => {
             let b: RawBids = typed_or_default(v, &at)?;

@@ -15,6 +15,7 @@ pub mod decode;
 pub mod key_by;
 pub mod keyed_access;
 pub mod process;
+pub mod swap;
 pub mod udf;
 pub mod window;
 
@@ -127,6 +128,8 @@ pub struct StepMetrics {
     pub failed_calls: AtomicU64,
     /// Records that arrived after their windows closed (sent to the late output).
     pub late: AtomicU64,
+    /// The watermark of each subtask that has one.
+    watermarks: std::sync::Mutex<std::collections::BTreeMap<u32, Timestamp>>,
 }
 
 impl StepMetrics {
@@ -138,6 +141,16 @@ impl StepMetrics {
     /// Reads a counter.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Subtask `subtask`'s watermark advanced to `watermark`.
+    pub fn set_watermark(&self, subtask: u32, watermark: Timestamp) {
+        self.watermarks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(subtask, watermark);
+    }
+
+    /// The step's watermark: the smallest of its subtasks'.
+    pub fn watermark(&self) -> Option<Timestamp> {
+        self.watermarks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values().copied().min()
     }
 }
 

@@ -1,0 +1,285 @@
+//! The control plane of `weir serve`: tenants and their quotas, the
+//! function registry, and the pipelines it runs. Plain Rust over the
+//! metadata database and the job layer; it knows nothing of HTTP (the `api`
+//! module maps [`ControlError`] kinds to status codes).
+
+pub mod db;
+mod pipelines;
+mod registry;
+
+pub use pipelines::{PipelineView, StepView, SwapRequest, SwapView};
+pub use registry::Upload;
+
+use crate::connector::now_ms;
+use crate::wasm::WasmHost;
+use db::{Db, TenantRow};
+use pipelines::Pipelines;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// What kind of failure a request met (the API turns it into a status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is malformed or invalid (400).
+    BadRequest,
+    /// No or a wrong token (401).
+    Unauthorized,
+    /// Only the admin may (403).
+    Forbidden,
+    /// No such resource, or not the caller's (404).
+    NotFound,
+    /// It conflicts with the current state (409).
+    Conflict,
+    /// Too large (413).
+    TooLarge,
+    /// A quota is exhausted (429).
+    Quota,
+    /// The server failed (500).
+    Internal,
+}
+
+/// A failed request: its kind, a stable code and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlError {
+    /// Which kind.
+    pub kind: ErrorKind,
+    /// A stable, machine-readable code (`invalid_manifest`, `quota_exceeded`, ...).
+    pub code: &'static str,
+    /// What went wrong and, where it helps, what to do.
+    pub message: String,
+}
+
+impl fmt::Display for ControlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ControlError {}
+
+impl ControlError {
+    /// A new error.
+    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
+        ControlError { kind, code, message: message.into() }
+    }
+    pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadRequest, code, message)
+    }
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, "not_found", message)
+    }
+    pub(crate) fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, "conflict", message)
+    }
+    pub(crate) fn quota(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Quota, "quota_exceeded", message)
+    }
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, "internal", message)
+    }
+}
+
+/// Limits of one tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Quotas {
+    /// Pipelines it may have (running or stopped).
+    pub max_pipelines: u32,
+    /// Largest parallelism of a pipeline.
+    pub max_parallelism: u32,
+    /// Linear memory per function instance, MiB.
+    pub memory_mib: u64,
+    /// Wall-clock deadline of one function call, ms.
+    pub cpu_ms_per_call: u64,
+    /// Largest component upload, MiB.
+    pub max_component_mib: u64,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas { max_pipelines: 10, max_parallelism: 4, memory_mib: 128, cpu_ms_per_call: 1000, max_component_mib: 64 }
+    }
+}
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// The admin token.
+    Admin,
+    /// A tenant's token.
+    Tenant(Tenant),
+}
+
+/// A tenant, as a caller.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its quotas.
+    pub quotas: Quotas,
+}
+
+/// A new tenant and its token (shown once).
+#[derive(Debug, Clone, Serialize)]
+pub struct NewTenant {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The API token (only its hash is kept).
+    pub token: String,
+    /// Its quotas.
+    pub quotas: Quotas,
+}
+
+/// Settings of the control plane.
+#[derive(Debug, Clone)]
+pub struct PlatformConfig {
+    /// Where everything lives: `meta.db`, `udfs/`, `pipelines/`, `components/`.
+    pub data_dir: PathBuf,
+    /// The admin token.
+    pub admin_token: String,
+}
+
+/// The control plane: metadata, the registry, running pipelines.
+pub struct Platform {
+    db: std::sync::Arc<Db>,
+    config: PlatformConfig,
+    host: WasmHost,
+    pipelines: Pipelines,
+}
+
+/// `n` random bytes as hex.
+pub fn random_hex(n: usize) -> String {
+    use std::io::Read;
+    let mut bytes = vec![0u8; n];
+    let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if filled.is_err() {
+        // No /dev/urandom: hash the time and the process id (unguessable enough for ids, not for tokens).
+        let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+        bytes.iter_mut().zip(Sha256::digest(seed.as_bytes()).iter().cycle()).for_each(|(b, s)| *b = *s);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Names of tenants: like pipeline names.
+fn check_name(what: &str, name: &str) -> Result<(), ControlError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ControlError::bad_request("invalid_name", format!("{what} `{name}`: use 1-64 of a-z, 0-9, `-` and `_`")))
+    }
+}
+
+impl Platform {
+    /// Opens the data directory and starts every pipeline that was running.
+    pub fn start(config: PlatformConfig, host: WasmHost) -> Result<Platform, ControlError> {
+        let dir = &config.data_dir;
+        for sub in ["udfs", "pipelines"] {
+            std::fs::create_dir_all(dir.join(sub))
+                .map_err(|e| ControlError::internal(format!("cannot create {}: {e}", dir.join(sub).display())))?;
+        }
+        let db = std::sync::Arc::new(Db::open(&dir.join("meta.db"))?);
+        let pipelines = Pipelines::new(dir.join("pipelines"));
+        let platform = Platform { db, config, host, pipelines };
+        platform.pipelines.resume_all(&platform)?;
+        Ok(platform)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+
+    /// Who holds `token`.
+    pub fn authenticate(&self, token: Option<&str>) -> Result<Caller, ControlError> {
+        let unauthorized = |m: &str| ControlError::new(ErrorKind::Unauthorized, "unauthorized", m);
+        let token = token.ok_or_else(|| unauthorized("no token: send `Authorization: Bearer TOKEN`"))?;
+        if constant_time_eq(token.as_bytes(), self.config.admin_token.as_bytes()) {
+            return Ok(Caller::Admin);
+        }
+        match self.db.tenant_by_token(&token_hash(token))? {
+            Some(t) => Ok(Caller::Tenant(Tenant { id: t.id, name: t.name, quotas: t.quotas })),
+            None => Err(unauthorized("the token is not valid")),
+        }
+    }
+
+    /// Creates a tenant (admin only).
+    pub fn create_tenant(&self, caller: &Caller, name: &str, quotas: Quotas) -> Result<NewTenant, ControlError> {
+        require_admin(caller)?;
+        check_name("tenant", name)?;
+        let q = &quotas;
+        if q.max_parallelism == 0 || q.memory_mib == 0 || q.cpu_ms_per_call == 0 || q.max_component_mib == 0 {
+            return Err(ControlError::bad_request(
+                "invalid_quotas",
+                "quotas must be positive (max_pipelines may be 0)",
+            ));
+        }
+        let id = format!("t-{}", random_hex(6));
+        let token = format!("wt_{}", random_hex(24));
+        let row = TenantRow { id: id.clone(), name: name.to_string(), quotas };
+        self.db.insert_tenant(&row, &token_hash(&token), now_ms())?;
+        Ok(NewTenant { id, name: name.to_string(), token, quotas })
+    }
+
+    /// Every tenant (admin only).
+    pub fn tenants(&self, caller: &Caller) -> Result<Vec<Tenant>, ControlError> {
+        require_admin(caller)?;
+        Ok(self.db.tenants()?.into_iter().map(|t| Tenant { id: t.id, name: t.name, quotas: t.quotas }).collect())
+    }
+
+    /// Pipelines of every tenant, for `/metrics`.
+    pub fn all_pipelines(&self) -> Vec<PipelineView> {
+        let tenants: std::collections::HashMap<String, String> =
+            self.db.tenants().unwrap_or_default().into_iter().map(|t| (t.id, t.name)).collect();
+        let mut out = Vec::new();
+        for row in self.db.pipelines(None).unwrap_or_default() {
+            let mut v = self.pipelines.view(&row, &self.db);
+            v.tenant = tenants.get(&row.tenant).cloned().unwrap_or(row.tenant);
+            out.push(v);
+        }
+        out
+    }
+
+    /// Stops every pipeline at a savepoint (the server is shutting down);
+    /// they resume when it starts again.
+    pub fn shutdown(&self) {
+        self.pipelines.shutdown(&self.db);
+    }
+}
+
+fn require_admin(caller: &Caller) -> Result<(), ControlError> {
+    match caller {
+        Caller::Admin => Ok(()),
+        Caller::Tenant(_) => {
+            Err(ControlError::new(ErrorKind::Forbidden, "forbidden", "only the admin token may manage tenants"))
+        }
+    }
+}
+
+/// The tenant making a tenant-scoped request (the admin has no resources of its own).
+fn tenant(caller: &Caller) -> Result<&Tenant, ControlError> {
+    match caller {
+        Caller::Tenant(t) => Ok(t),
+        Caller::Admin => Err(ControlError::new(
+            ErrorKind::Forbidden,
+            "forbidden",
+            "functions and pipelines belong to tenants: use a tenant's token (POST /v1/tenants creates one)",
+        )),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

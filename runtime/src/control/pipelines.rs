@@ -1,0 +1,868 @@
+//! Pipelines under `weir serve`: the manifest rules of the server, each
+//! pipeline's directory (`pipelines/ID/`: ingest journal, checkpoints,
+//! state, output, dead letters), its run thread, status, stop / resume /
+//! delete / savepoint, function swaps, ingest and recent output.
+
+use super::db::{Db, PipelineRow};
+use super::{tenant, Caller, ControlError, Platform, Tenant};
+use crate::connector::journal::Journal;
+use crate::connector::now_ms;
+use crate::exec::Controls;
+use crate::job::{Job, JobError, SwapTarget};
+use crate::manifest::{Limits, Manifest, SourceKind};
+use crate::operator::swap::{Probation, SwapPhase};
+use crate::operator::StepMetrics;
+use crate::types::UdfRef;
+use serde::{Deserialize, Serialize};
+use serde_norway::{Mapping, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long a swap may take to reach its barrier and finish probation.
+const SWAP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a savepoint or stop may take.
+const STOP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A swap request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwapRequest {
+    /// `name@version`.
+    pub udf: String,
+    /// How long the new version is watched, ms (default 2000).
+    pub probation_ms: Option<u64>,
+    /// Failed calls tolerated during probation (default 0).
+    pub max_failures: Option<u64>,
+}
+
+/// What a swap did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SwapView {
+    /// The step's index.
+    pub step: usize,
+    /// Version before.
+    pub from: String,
+    /// Version asked for.
+    pub to: String,
+    /// `swapped` or `rolled_back`.
+    pub outcome: String,
+    /// The checkpoint barrier it happened at.
+    pub barrier: Option<u64>,
+    /// Why it was rolled back.
+    pub reason: Option<String>,
+    /// From the request to the outcome, ms.
+    pub took_ms: u64,
+    /// When it finished, ms since the epoch.
+    pub at_ms: i64,
+}
+
+/// A step's live counters.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepView {
+    /// Index in `steps` (`None` for the source and the sink).
+    pub index: Option<usize>,
+    /// Its label.
+    pub label: String,
+    /// The function it runs now.
+    pub udf: Option<String>,
+    /// Records in.
+    pub records_in: u64,
+    /// Records out.
+    pub records_out: u64,
+    /// Records dead-lettered.
+    pub dead_lettered: u64,
+    /// Failed function calls.
+    pub failed_calls: u64,
+    /// Late records.
+    pub late: u64,
+    /// Its watermark (smallest over subtasks), ms.
+    pub watermark: Option<i64>,
+    /// Function calls.
+    pub calls: u64,
+    /// Wall time in calls, ns.
+    pub call_wall_ns: u64,
+    /// CPU time in calls, ns.
+    pub call_cpu_ns: u64,
+    /// Calls per latency bucket (`LATENCY_BUCKETS`, then +Inf).
+    #[serde(skip)]
+    pub call_buckets: Vec<u64>,
+}
+
+/// Checkpoint progress.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CheckpointView {
+    /// Completed by this run.
+    pub completed: u64,
+    /// Failed in this run.
+    pub failed: u64,
+    /// The newest complete one.
+    pub latest: Option<String>,
+    /// Its id.
+    pub latest_id: Option<u64>,
+    /// How long it took, ms.
+    pub last_duration_ms: Option<i64>,
+    /// When it completed, ms since the epoch.
+    pub last_completed_ms: Option<i64>,
+}
+
+/// A pipeline as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineView {
+    /// Its id.
+    pub id: String,
+    /// The manifest's name.
+    pub name: String,
+    /// Owner (tenant name in `/metrics`, id otherwise).
+    pub tenant: String,
+    /// `starting`, `running`, `stopping`, `stopped`, `finished` or `failed`.
+    pub status: String,
+    /// What a server restart does: `running` or `stopped`.
+    pub desired: String,
+    /// The last error.
+    pub error: Option<String>,
+    /// Creation time, ms since the epoch.
+    pub created_ms: i64,
+    /// The source, then every step, then the sink.
+    pub steps: Vec<StepView>,
+    /// The sink's watermark, ms.
+    pub watermark: Option<i64>,
+    /// Now minus the watermark, ms.
+    pub watermark_lag_ms: Option<i64>,
+    /// Checkpoints.
+    pub checkpoints: CheckpointView,
+    /// Swaps, oldest first.
+    pub swaps: Vec<SwapView>,
+    /// The checkpoint this run continued from.
+    pub resumed_from: Option<String>,
+    /// The manifest as submitted (only in `GET /v1/pipelines/{id}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+}
+
+/// A pipeline running in this process.
+struct Running {
+    controls: Arc<Controls>,
+    metrics: Vec<(String, Arc<StepMetrics>)>,
+    targets: Vec<Arc<SwapTarget>>,
+    /// Index in `metrics` of `steps[0]`.
+    first_step: usize,
+    /// Function now run by each function step.
+    current: Mutex<BTreeMap<usize, String>>,
+    status: Mutex<(String, Option<String>)>,
+    swaps: Mutex<Vec<SwapView>>,
+    resumed_from: Option<String>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Serialises swaps of this pipeline.
+    swapping: Mutex<()>,
+}
+
+impl Running {
+    fn status(&self) -> (String, Option<String>) {
+        self.status.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+    fn is_active(&self) -> bool {
+        matches!(self.status().0.as_str(), "starting" | "running" | "stopping")
+    }
+}
+
+/// The pipelines of this server.
+pub(super) struct Pipelines {
+    root: PathBuf,
+    running: Mutex<HashMap<String, Arc<Running>>>,
+    journals: Mutex<HashMap<String, Arc<Journal>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Turns a submitted manifest into the one the server runs: only sources
+/// that need no access to the server's files (`http`, `bids`); the sink,
+/// dead letters, checkpoints and state in the pipeline's directory.
+fn serve_manifest(text: &str, dir: &Path, steps: &str) -> Result<Manifest, ControlError> {
+    let bad = |m: String| ControlError::bad_request("invalid_manifest", m);
+    let mut doc: Value = serde_norway::from_str(text).map_err(|e| bad(format!("not YAML or JSON: {e}")))?;
+    let map = doc.as_mapping_mut().ok_or_else(|| bad("the manifest must be a mapping".into()))?;
+    if let Some(source) = map.get("source").and_then(Value::as_mapping) {
+        for kind in ["file", "stdin", "socket"] {
+            if source.contains_key(kind) {
+                return Err(bad(format!(
+                    "source.{kind}: not available under `weir serve` (a pipeline cannot read the server's files or terminal); use `http` (POST /v1/pipelines/ID/records) or `bids`"
+                )));
+            }
+        }
+    }
+    for key in ["dead_letter", "late"] {
+        if map.contains_key(key) {
+            return Err(bad(format!(
+                "{key}: chosen by the server under `weir serve` (the pipeline's directory); remove it"
+            )));
+        }
+    }
+    let format = match map.remove("sink") {
+        None => None,
+        Some(Value::Mapping(s)) if s.len() == 1 && s.contains_key("output") => {
+            s.get("output").and_then(Value::as_mapping).and_then(|o| o.get("format")).cloned()
+        }
+        Some(_) => {
+            return Err(bad("sink: under `weir serve` the output is the pipeline's own (read it with GET /v1/pipelines/ID/output); omit `sink` or give `sink: { output: { format: ... } }`".into()))
+        }
+    };
+    let mut file = Mapping::new();
+    file.insert("dir".into(), dir.join("output").display().to_string().into());
+    if let Some(f) = format {
+        file.insert("format".into(), f);
+    }
+    let mut sink = Mapping::new();
+    sink.insert("file".into(), Value::Mapping(file));
+    map.insert("sink".into(), Value::Mapping(sink));
+    let mut dl = Mapping::new();
+    let mut dl_file = Mapping::new();
+    dl_file.insert("path".into(), dir.join("dead-letters.jsonl").display().to_string().into());
+    dl.insert("file".into(), Value::Mapping(dl_file));
+    map.insert("dead_letter".into(), Value::Mapping(dl));
+    for (key, sub) in [("checkpoint", "checkpoints"), ("state", "state")] {
+        let mut m = match map.remove(key) {
+            None => Mapping::new(),
+            Some(Value::Mapping(m)) => m,
+            Some(_) => return Err(bad(format!("{key}: expected a mapping"))),
+        };
+        if m.contains_key("dir") {
+            return Err(bad(format!("{key}.dir: chosen by the server under `weir serve`; remove it")));
+        }
+        m.insert("dir".into(), dir.join(sub).display().to_string().into());
+        if key == "checkpoint" && !m.contains_key("interval") {
+            m.insert("interval".into(), "2s".into());
+        }
+        map.insert(key.into(), Value::Mapping(m));
+    }
+    let rewritten = serde_norway::to_string(&doc).map_err(|e| ControlError::internal(e.to_string()))?;
+    let mut m = Manifest::parse(&rewritten, dir).map_err(|e| bad(e.to_string()))?;
+    if let SourceKind::Http { journal } = &mut m.source.kind {
+        *journal = Some(dir.join("ingest.log"));
+    }
+    let overrides: BTreeMap<usize, String> = serde_json::from_str(steps).unwrap_or_default();
+    for (index, udf) in overrides {
+        let udf = UdfRef::parse(&udf).map_err(ControlError::internal)?;
+        m.set_step_udf(index, udf).map_err(ControlError::internal)?;
+    }
+    Ok(m)
+}
+
+/// The tenant's quotas, applied to a manifest: parallelism is checked;
+/// function limits left at their defaults take the quota, larger ones are refused.
+fn apply_quotas(m: &mut Manifest, t: &Tenant) -> Result<(), ControlError> {
+    let q = &t.quotas;
+    if m.parallelism > q.max_parallelism {
+        return Err(ControlError::quota(format!(
+            "parallelism {} is above this tenant's limit of {}",
+            m.parallelism, q.max_parallelism
+        )));
+    }
+    let quota = Limits { memory: q.memory_mib << 20, call_timeout: Duration::from_millis(q.cpu_ms_per_call) };
+    for u in m.udf_specs_mut() {
+        if u.limits == Limits::default() {
+            u.limits = Limits {
+                memory: u.limits.memory.min(quota.memory),
+                call_timeout: u.limits.call_timeout.min(quota.call_timeout),
+            };
+        }
+        if u.limits.memory > quota.memory || u.limits.call_timeout > quota.call_timeout {
+            return Err(ControlError::quota(format!(
+                "{}: limits of {} MiB and {} ms per call are above this tenant's quota of {} MiB and {} ms",
+                u.udf,
+                u.limits.memory >> 20,
+                u.limits.call_timeout.as_millis(),
+                q.memory_mib,
+                q.cpu_ms_per_call
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Pipelines {
+    pub(super) fn new(root: PathBuf) -> Pipelines {
+        Pipelines { root, running: Mutex::new(HashMap::new()), journals: Mutex::new(HashMap::new()) }
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// Starts every pipeline that should run (at server start).
+    pub(super) fn resume_all(&self, p: &Platform) -> Result<(), ControlError> {
+        let tenants: HashMap<String, Tenant> =
+            p.db.tenants()?
+                .into_iter()
+                .map(|t| (t.id.clone(), Tenant { id: t.id, name: t.name, quotas: t.quotas }))
+                .collect();
+        for row in p.db.pipelines(None)? {
+            if row.desired != "running" {
+                continue;
+            }
+            let Some(t) = tenants.get(&row.tenant) else { continue };
+            match self.start(p, t, &row) {
+                Ok(()) => tracing::info!("pipeline {} ({}) resumed", row.id, row.name),
+                Err(e) => {
+                    tracing::warn!("pipeline {} ({}) cannot resume: {e}", row.id, row.name);
+                    p.db.set_pipeline_state(&row.id, "running", "failed", Some(&e.message))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds and starts `row` (continuing from its newest checkpoint).
+    fn start(&self, p: &Platform, t: &Tenant, row: &PipelineRow) -> Result<(), ControlError> {
+        let dir = self.dir(&row.id);
+        let mut m = serve_manifest(&row.manifest, &dir, &row.steps)?;
+        apply_quotas(&mut m, t)?;
+        let job = Job::build(&m, &p.host, &p.catalog(&t.id), None).map_err(|e| match e {
+            JobError::Failed(m) => ControlError::internal(m),
+            other => ControlError::bad_request("cannot_start", other.to_string()),
+        })?;
+        let current: BTreeMap<usize, String> = m.udf_steps().map(|(s, u)| (s.index, u.udf.to_string())).collect();
+        let running = Arc::new(Running {
+            controls: job.controls(),
+            metrics: job.metrics(),
+            targets: job.swap_targets(),
+            first_step: 1 + usize::from(m.timestamp_udf().is_some()),
+            current: Mutex::new(current),
+            status: Mutex::new(("running".into(), None)),
+            swaps: Mutex::new(Vec::new()),
+            resumed_from: job.resumed_from().map(|d| d.display().to_string()),
+            thread: Mutex::new(None),
+            swapping: Mutex::new(()),
+        });
+        p.db.set_pipeline_state(&row.id, "running", "running", None)?;
+        let (id, db, r) = (row.id.clone(), p.db.clone(), running.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("weir-pipeline-{}", row.id))
+            .spawn(move || watch(&id, job, &r, &db))
+            .map_err(|e| ControlError::internal(format!("cannot start a thread: {e}")))?;
+        *lock(&running.thread) = Some(thread);
+        lock(&self.running).insert(row.id.clone(), running);
+        Ok(())
+    }
+
+    fn row(&self, db: &Db, t: &Tenant, id: &str) -> Result<PipelineRow, ControlError> {
+        db.pipelines(Some(&t.id))?
+            .into_iter()
+            .find(|r| r.id == id)
+            .ok_or_else(|| ControlError::not_found(format!("no pipeline {id}")))
+    }
+
+    fn active(&self, id: &str) -> Option<Arc<Running>> {
+        lock(&self.running).get(id).filter(|r| r.is_active()).cloned()
+    }
+
+    pub(super) fn view(&self, row: &PipelineRow, db: &Db) -> PipelineView {
+        let running = lock(&self.running).get(&row.id).cloned();
+        let mut v = PipelineView {
+            id: row.id.clone(),
+            name: row.name.clone(),
+            tenant: row.tenant.clone(),
+            status: row.status.clone(),
+            desired: row.desired.clone(),
+            error: row.error.clone(),
+            created_ms: row.created_ms,
+            steps: Vec::new(),
+            watermark: None,
+            watermark_lag_ms: None,
+            checkpoints: CheckpointView::default(),
+            swaps: Vec::new(),
+            resumed_from: None,
+            manifest: None,
+        };
+        if let Ok(list) = db.checkpoints(&row.id, 1) {
+            if let Some((id, _, path, took, at)) = list.into_iter().next() {
+                v.checkpoints = CheckpointView {
+                    latest: Some(path),
+                    latest_id: Some(id),
+                    last_duration_ms: Some(took),
+                    last_completed_ms: Some(at),
+                    ..Default::default()
+                };
+            }
+        }
+        let Some(r) = running else { return v };
+        (v.status, v.error) = r.status();
+        v.resumed_from = r.resumed_from.clone();
+        let progress = r.controls.progress();
+        (v.checkpoints.completed, v.checkpoints.failed) = (progress.completed, progress.failed);
+        v.swaps = lock(&r.swaps).clone();
+        let current = lock(&r.current).clone();
+        let stats: HashMap<usize, &Arc<SwapTarget>> = r.targets.iter().map(|t| (t.index, t)).collect();
+        let last = r.metrics.len().saturating_sub(1);
+        for (i, (label, m)) in r.metrics.iter().enumerate() {
+            let index = (i >= r.first_step && i < last).then(|| i - r.first_step);
+            let mut s = StepView {
+                index,
+                label: label.clone(),
+                udf: index.and_then(|x| current.get(&x).cloned()),
+                records_in: StepMetrics::get(&m.records_in),
+                records_out: StepMetrics::get(&m.records_out),
+                dead_lettered: StepMetrics::get(&m.dead_lettered),
+                failed_calls: StepMetrics::get(&m.failed_calls),
+                late: StepMetrics::get(&m.late),
+                watermark: m.watermark(),
+                calls: 0,
+                call_wall_ns: 0,
+                call_cpu_ns: 0,
+                call_buckets: Vec::new(),
+            };
+            if let Some(t) = index.and_then(|x| stats.get(&x)) {
+                let c = &t.switch.stats;
+                s.calls = c.calls.load(Ordering::Relaxed);
+                s.call_wall_ns = c.wall_ns.load(Ordering::Relaxed);
+                s.call_cpu_ns = c.cpu_ns.load(Ordering::Relaxed);
+                s.call_buckets = c.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+            }
+            v.steps.push(s);
+        }
+        v.watermark = v.steps.last().and_then(|s| s.watermark).filter(|&w| w > i64::MIN && w < i64::MAX);
+        v.watermark_lag_ms = v.watermark.map(|w| now_ms() - w);
+        v
+    }
+
+    /// Names of the caller's pipelines that use `udf`.
+    pub(super) fn using(&self, db: &Db, tenant: &str, udf: &str) -> Result<Vec<String>, ControlError> {
+        let mut out = Vec::new();
+        for row in db.pipelines(Some(tenant))? {
+            let in_use = match lock(&self.running).get(&row.id) {
+                Some(r) => lock(&r.current).values().any(|u| u == udf),
+                None => {
+                    let dir = self.dir(&row.id);
+                    serve_manifest(&row.manifest, &dir, &row.steps)
+                        .map(|m| {
+                            m.udf_steps().any(|(_, u)| u.udf.to_string() == udf)
+                                || m.timestamp_udf().is_some_and(|u| u.udf.to_string() == udf)
+                        })
+                        .unwrap_or(false)
+                }
+            };
+            if in_use {
+                out.push(row.id);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) fn shutdown(&self, db: &Db) {
+        let all: Vec<(String, Arc<Running>)> =
+            lock(&self.running).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        for (_, r) in &all {
+            if r.is_active() {
+                r.controls.stop.store(true, Ordering::SeqCst);
+            }
+        }
+        for (id, r) in all {
+            if let Some(t) = lock(&r.thread).take() {
+                let _ = t.join();
+            }
+            // Still `running` as desired: the next start resumes it.
+            let (status, error) = r.status();
+            let _ = db.set_pipeline_state(&id, "running", &status, error.as_deref());
+        }
+    }
+}
+
+/// Runs `job` on this thread, recording checkpoints and the end state.
+fn watch(id: &str, job: Job, r: &Arc<Running>, db: &Arc<Db>) {
+    let runner = std::thread::Builder::new().name(format!("weir-job-{id}")).spawn(move || job.run());
+    let handle = match runner {
+        Ok(h) => h,
+        Err(e) => {
+            *lock(&r.status) = ("failed".into(), Some(format!("cannot start a thread: {e}")));
+            return;
+        }
+    };
+    let mut recorded = 0u64;
+    let mut sync = |final_sync: bool| {
+        let p = r.controls.progress();
+        if p.latest_id > recorded {
+            if let Some(path) = &p.latest {
+                let kind = if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("savepoint")) {
+                    "savepoint"
+                } else {
+                    "checkpoint"
+                };
+                let _ =
+                    db.insert_checkpoint(id, p.latest_id, kind, &path.display().to_string(), p.last_ms, p.last_at_ms);
+                recorded = p.latest_id;
+            }
+        }
+        let _ = final_sync;
+    };
+    while !handle.is_finished() {
+        sync(false);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    sync(true);
+    let (status, error) = match handle.join() {
+        Ok(Ok(summary)) if summary.checkpoints.stopped_at.is_some() => ("stopped".to_string(), None),
+        Ok(Ok(_)) => ("finished".to_string(), None),
+        Ok(Err(JobError::Failed(m))) if m.contains("stopped on request") => ("stopped".to_string(), None),
+        Ok(Err(e)) => ("failed".to_string(), Some(e.to_string())),
+        Err(_) => ("failed".to_string(), Some("the pipeline's thread panicked".to_string())),
+    };
+    if let Some(e) = &error {
+        tracing::warn!("pipeline {id} failed: {e}");
+    }
+    let desired = if status == "failed" { "running" } else { "stopped" };
+    let _ = db.set_pipeline_state(id, desired, &status, error.as_deref());
+    *lock(&r.status) = (status, error);
+}
+
+impl Platform {
+    /// Creates and starts a pipeline from a manifest (YAML or JSON).
+    pub fn create_pipeline(&self, caller: &Caller, text: &str) -> Result<PipelineView, ControlError> {
+        let t = tenant(caller)?;
+        let existing = self.db.pipelines(Some(&t.id))?;
+        if existing.len() as u64 >= u64::from(t.quotas.max_pipelines) {
+            return Err(ControlError::quota(format!(
+                "this tenant has {} pipeline(s), its limit is {}; delete one first",
+                existing.len(),
+                t.quotas.max_pipelines
+            )));
+        }
+        let id = format!("p-{}", super::random_hex(6));
+        let dir = self.pipelines.dir(&id);
+        // Everything is checked before anything is written.
+        let mut m = serve_manifest(text, &dir, "{}")?;
+        apply_quotas(&mut m, t)?;
+        let catalog = self.catalog(&t.id);
+        for (label, u) in
+            m.udf_steps().map(|(s, u)| (s.label(), u)).chain(m.timestamp_udf().map(|u| ("event_time".to_string(), u)))
+        {
+            use crate::job::UdfCatalog;
+            let bytes =
+                catalog.fetch(&u.udf).map_err(|e| ControlError::bad_request("unknown_udf", format!("{label}: {e}")))?;
+            let loaded = self
+                .host
+                .load(&u.udf, &bytes)
+                .map_err(|e| ControlError::bad_request("invalid_component", format!("{label}: {e}")))?;
+            loaded
+                .check_kind(u.function)
+                .map_err(|e| ControlError::bad_request("wrong_world", format!("{label}: {e}")))?;
+        }
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| ControlError::internal(format!("cannot create {}: {e}", dir.display())))?;
+        let row = PipelineRow {
+            id: id.clone(),
+            tenant: t.id.clone(),
+            name: m.name.clone(),
+            manifest: text.to_string(),
+            steps: "{}".into(),
+            desired: "running".into(),
+            status: "starting".into(),
+            error: None,
+            created_ms: now_ms(),
+        };
+        self.db.insert_pipeline(&row)?;
+        if let Err(e) = self.pipelines.start(self, t, &row) {
+            let _ = self.db.delete_pipeline(&id);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        self.pipeline(caller, &id)
+    }
+
+    /// The caller's pipelines.
+    pub fn pipelines(&self, caller: &Caller) -> Result<Vec<PipelineView>, ControlError> {
+        let t = tenant(caller)?;
+        Ok(self.db.pipelines(Some(&t.id))?.iter().map(|r| self.pipelines.view(r, &self.db)).collect())
+    }
+
+    /// One of the caller's pipelines, with its manifest.
+    pub fn pipeline(&self, caller: &Caller, id: &str) -> Result<PipelineView, ControlError> {
+        let t = tenant(caller)?;
+        let row = self.pipelines.row(&self.db, t, id)?;
+        let mut v = self.pipelines.view(&row, &self.db);
+        v.manifest = Some(row.manifest);
+        Ok(v)
+    }
+
+    /// Stops a pipeline at a savepoint (waits until it has stopped).
+    pub fn stop_pipeline(&self, caller: &Caller, id: &str) -> Result<PipelineView, ControlError> {
+        let t = tenant(caller)?;
+        let row = self.pipelines.row(&self.db, t, id)?;
+        let r = self
+            .pipelines
+            .active(id)
+            .ok_or_else(|| ControlError::conflict(format!("pipeline {id} is not running ({})", row.status)))?;
+        *lock(&r.status) = ("stopping".into(), None);
+        r.controls.stop.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        let thread = lock(&r.thread).take();
+        if let Some(t) = thread {
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                *lock(&r.thread) = Some(t);
+                return Err(ControlError::internal(format!(
+                    "pipeline {id} did not stop within {} s",
+                    STOP_TIMEOUT.as_secs()
+                )));
+            }
+        }
+        let (status, error) = r.status();
+        self.db.set_pipeline_state(id, "stopped", &status, error.as_deref())?;
+        self.pipeline(caller, id)
+    }
+
+    /// Starts a stopped (or failed) pipeline again from its newest checkpoint or savepoint.
+    pub fn resume_pipeline(&self, caller: &Caller, id: &str) -> Result<PipelineView, ControlError> {
+        let t = tenant(caller)?;
+        let row = self.pipelines.row(&self.db, t, id)?;
+        if self.pipelines.active(id).is_some() {
+            return Err(ControlError::conflict(format!("pipeline {id} is running already")));
+        }
+        self.pipelines.start(self, t, &row)?;
+        self.pipeline(caller, id)
+    }
+
+    /// Stops a pipeline without a savepoint and removes it with its state and output.
+    pub fn delete_pipeline(&self, caller: &Caller, id: &str) -> Result<(), ControlError> {
+        let t = tenant(caller)?;
+        self.pipelines.row(&self.db, t, id)?;
+        if let Some(r) = lock(&self.pipelines.running).remove(id) {
+            r.controls.abort.store(true, Ordering::SeqCst);
+            if let Some(t) = lock(&r.thread).take() {
+                let _ = t.join();
+            }
+        }
+        lock(&self.pipelines.journals).remove(id);
+        self.db.delete_pipeline(id)?;
+        let dir = self.pipelines.dir(id);
+        std::fs::remove_dir_all(&dir)
+            .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
+            .map_err(|e| ControlError::internal(format!("cannot remove {}: {e}", dir.display())))
+    }
+
+    /// Takes a savepoint of a running pipeline; returns its directory.
+    pub fn savepoint(&self, caller: &Caller, id: &str) -> Result<String, ControlError> {
+        let t = tenant(caller)?;
+        self.pipelines.row(&self.db, t, id)?;
+        let r =
+            self.pipelines.active(id).ok_or_else(|| ControlError::conflict(format!("pipeline {id} is not running")))?;
+        let before = r.controls.progress();
+        r.controls.savepoint.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            let now = r.controls.progress();
+            if let Some(sp) = now.savepoints.get(before.savepoints.len()) {
+                return Ok(sp.display().to_string());
+            }
+            if now.failed > before.failed {
+                return Err(ControlError::internal("the savepoint failed (see the server's log)"));
+            }
+            if !r.is_active() {
+                return Err(ControlError::conflict(format!("pipeline {id} stopped before the savepoint")));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(ControlError::internal(format!("no savepoint within {} s", STOP_TIMEOUT.as_secs())))
+    }
+
+    /// Replaces a step's function at a checkpoint barrier; see [`crate::operator::swap`].
+    pub fn swap(&self, caller: &Caller, id: &str, step: &str, req: &SwapRequest) -> Result<SwapView, ControlError> {
+        let started = Instant::now();
+        let t = tenant(caller)?;
+        self.pipelines.row(&self.db, t, id)?;
+        let r = self.pipelines.active(id).ok_or_else(|| {
+            ControlError::conflict(format!("pipeline {id} is not running; a swap needs a running pipeline"))
+        })?;
+        let target = r
+            .targets
+            .iter()
+            .find(|x| x.index.to_string() == step || x.name.as_deref() == Some(step))
+            .cloned()
+            .ok_or_else(|| {
+                ControlError::not_found(format!("pipeline {id} has no function step `{step}` (give its index or name)"))
+            })?;
+        let udf = UdfRef::parse(&req.udf).map_err(|e| ControlError::bad_request("invalid_udf", e))?;
+        let probation = Probation {
+            duration: Duration::from_millis(req.probation_ms.unwrap_or(2000).min(600_000)),
+            max_failures: req.max_failures.unwrap_or(0),
+        };
+        let _one_at_a_time = lock(&r.swapping);
+        let from = lock(&r.current).get(&target.index).cloned().unwrap_or_default();
+        if from == udf.to_string() {
+            return Err(ControlError::conflict(format!("step {} runs {udf} already", target.index)));
+        }
+        use crate::job::UdfCatalog;
+        let bytes = self.catalog(&t.id).fetch(&udf).map_err(|e| ControlError::bad_request("unknown_udf", e))?;
+        let component =
+            self.host.load(&udf, &bytes).map_err(|e| ControlError::bad_request("invalid_component", e.to_string()))?;
+        component.check_kind(target.function).map_err(|e| ControlError::bad_request("wrong_world", e.to_string()))?;
+        let mut view = SwapView {
+            step: target.index,
+            from: from.clone(),
+            to: udf.to_string(),
+            outcome: "rolled_back".into(),
+            barrier: None,
+            reason: None,
+            took_ms: 0,
+            at_ms: 0,
+        };
+        let finish = |mut v: SwapView| {
+            v.took_ms = started.elapsed().as_millis() as u64;
+            v.at_ms = now_ms();
+            lock(&r.swaps).push(v.clone());
+            v
+        };
+        let invokers = match target.start(&self.host, &component) {
+            Ok(i) => i,
+            Err(e) => {
+                view.reason = Some(format!("the new version failed to start: {e}; the old version runs on"));
+                return Ok(finish(view));
+            }
+        };
+        target.switch.begin(&udf.to_string(), invokers, probation).map_err(ControlError::conflict)?;
+        r.controls.swap_at_next_barrier(target.switch.clone());
+        let deadline = started + SWAP_TIMEOUT;
+        loop {
+            match target.switch.settle(Instant::now()) {
+                SwapPhase::RolledBack { reason } => {
+                    view.reason = Some(reason);
+                    break;
+                }
+                SwapPhase::Swapped { barrier } if r.controls.progress().latest_id >= barrier => {
+                    view.outcome = "swapped".into();
+                    view.barrier = Some(barrier);
+                    lock(&r.current).insert(target.index, udf.to_string());
+                    self.record_step(id, target.index, &udf.to_string())?;
+                    break;
+                }
+                _ => {}
+            }
+            if !r.is_active() {
+                target.switch.cancel("the pipeline stopped during the swap");
+            } else if Instant::now() > deadline {
+                target.switch.cancel(&format!("not complete within {} s", SWAP_TIMEOUT.as_secs()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(finish(view))
+    }
+
+    fn record_step(&self, id: &str, index: usize, udf: &str) -> Result<(), ControlError> {
+        let row = self
+            .db
+            .pipelines(None)?
+            .into_iter()
+            .find(|r| r.id == id)
+            .ok_or_else(|| ControlError::not_found(id.to_string()))?;
+        let mut steps: BTreeMap<usize, String> = serde_json::from_str(&row.steps).unwrap_or_default();
+        steps.insert(index, udf.to_string());
+        self.db.set_pipeline_steps(id, &serde_json::to_string(&steps).expect("a map serializes"))
+    }
+
+    /// Appends records (one per line of `body`) to a pipeline's `http` source.
+    pub fn ingest(&self, caller: &Caller, id: &str, body: &[u8]) -> Result<usize, ControlError> {
+        let t = tenant(caller)?;
+        let row = self.pipelines.row(&self.db, t, id)?;
+        let dir = self.pipelines.dir(id);
+        let m = serve_manifest(&row.manifest, &dir, &row.steps)?;
+        if !matches!(m.source.kind, SourceKind::Http { .. }) {
+            return Err(ControlError::conflict(format!(
+                "pipeline {id} does not read from http (its source is not `http`)"
+            )));
+        }
+        let journal = {
+            let mut journals = lock(&self.pipelines.journals);
+            match journals.get(id) {
+                Some(j) => j.clone(),
+                None => {
+                    let j = Arc::new(
+                        Journal::open(&dir.join("ingest.log")).map_err(|e| ControlError::internal(e.to_string()))?,
+                    );
+                    journals.insert(id.to_string(), j.clone());
+                    j
+                }
+            }
+        };
+        let body = body.strip_suffix(b"\n").unwrap_or(body);
+        if body.is_empty() {
+            return Ok(0);
+        }
+        let lines = body.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+        journal.append(lines).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput => ControlError::bad_request("invalid_records", e.to_string()),
+            _ => ControlError::internal(format!("cannot write the ingest journal: {e}")),
+        })
+    }
+
+    /// The last `limit` committed output lines of a pipeline.
+    pub fn output(&self, caller: &Caller, id: &str, limit: usize) -> Result<Vec<String>, ControlError> {
+        let t = tenant(caller)?;
+        self.pipelines.row(&self.db, t, id)?;
+        let dir = self.pipelines.dir(id).join("output");
+        let mut files: Vec<(u64, u32, PathBuf)> = Vec::new();
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some(rest) = name.strip_prefix("part-").and_then(|r| r.strip_suffix(".txt")) else { continue };
+            let Some((sub, ckpt)) = rest.split_once('-') else { continue };
+            let order = if ckpt == "end" { u64::MAX } else { ckpt.parse().unwrap_or(0) };
+            files.push((order, sub.parse().unwrap_or(0), e.path()));
+        }
+        files.sort();
+        let mut lines = std::collections::VecDeque::new();
+        for (_, _, path) in files {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| ControlError::internal(format!("{}: {e}", path.display())))?;
+            for l in text.lines() {
+                if lines.len() == limit {
+                    lines.pop_front();
+                }
+                lines.push_back(l.to_string());
+            }
+        }
+        Ok(lines.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_chooses_where_output_state_and_checkpoints_go() {
+        let dir = Path::new("/data/pipelines/p-1");
+        let m = serve_manifest(
+            "name: a\nsource: { http: { format: lines } }\nsink: { output: { format: value } }\n",
+            dir,
+            "{}",
+        )
+        .unwrap();
+        assert!(matches!(&m.source.kind, SourceKind::Http { journal: Some(j) } if j == &dir.join("ingest.log")));
+        assert_eq!(m.checkpoint.as_ref().unwrap().dir, dir.join("checkpoints"));
+        assert!(matches!(&m.sink, crate::manifest::SinkSpec::Dir { dir: d, .. } if d == &dir.join("output")));
+    }
+
+    #[test]
+    fn server_files_and_paths_are_refused_with_the_reason() {
+        let dir = Path::new("/d");
+        for (text, expect) in [
+            ("name: a\nsource: { file: { path: /etc/passwd } }\n", "source.file: not available under `weir serve`"),
+            ("name: a\nsource: { http: {} }\nsink: { file: { dir: /tmp } }\n", "sink: under `weir serve`"),
+            ("name: a\nsource: { http: {} }\ncheckpoint: { dir: /tmp }\n", "checkpoint.dir: chosen by the server"),
+            ("name: a\nsource: { http: {} }\ndead_letter: { stderr: {} }\n", "dead_letter: chosen by the server"),
+            ("[1, 2]", "must be a mapping"),
+            ("name: a\nsource: { http: {} }\nsteps: [ { map: { udf: nope } } ]\n", "steps[0]"),
+        ] {
+            let e = serve_manifest(text, dir, "{}").unwrap_err();
+            assert_eq!(e.kind, super::super::ErrorKind::BadRequest);
+            assert!(e.message.contains(expect), "{text}: {e}");
+        }
+    }
+}

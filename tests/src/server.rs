@@ -1,0 +1,184 @@
+//! A real `weir serve` process on a free port, and a small JSON client.
+
+use crate::weir_bin;
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The admin token the test servers use.
+pub const ADMIN: &str = "test-admin-token";
+
+/// A running server.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    data_dir: PathBuf,
+}
+
+impl Server {
+    /// Starts `weir serve` on port 0 with `data_dir`; waits until it listens.
+    pub fn start(data_dir: &Path) -> Result<Server> {
+        let mut child = Command::new(weir_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("WEIR_ADMIN_TOKEN", ADMIN)
+            .env("WEIR_CACHE_DIR", "")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting weir serve")?;
+        let mut lines = BufReader::new(child.stderr.take().context("stderr")?).lines();
+        let url = loop {
+            let Some(line) = lines.next() else {
+                let status = child.wait()?;
+                bail!("weir serve exited ({status}) before listening");
+            };
+            let line = line?;
+            if let Some(rest) = line.split("serving on ").nth(1) {
+                break rest.split_whitespace().next().context("address")?.to_string();
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if std::env::var_os("WEIR_TEST_SERVER_LOG").is_some() {
+                    eprintln!("[serve] {line}");
+                }
+            }
+        });
+        Ok(Server { child, url, data_dir: data_dir.to_path_buf() })
+    }
+
+    /// Kills the server with SIGKILL (no shutdown).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops the server with SIGTERM and waits (pipelines stop at savepoints).
+    pub fn terminate(&mut self) -> Result<()> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Its data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Sends a request; returns the status and the JSON body (`Null` when empty).
+    pub fn call(&self, method: &str, path: &str, token: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .into();
+        let url = format!("{}{path}", self.url);
+        let auth = format!("Bearer {token}");
+        let r = match method {
+            "GET" => agent.get(&url).header("Authorization", &auth).call(),
+            "DELETE" => agent.delete(&url).header("Authorization", &auth).call(),
+            "PUT" => agent.put(&url).header("Authorization", &auth).content_type(content_type).send(body),
+            _ => agent.post(&url).header("Authorization", &auth).content_type(content_type).send(body),
+        };
+        let mut resp = r.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        let json = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, json)
+    }
+
+    /// `GET` expecting 200.
+    pub fn get(&self, path: &str, token: &str) -> Value {
+        let (status, body) = self.call("GET", path, token, "", b"");
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// Creates a tenant; returns its token.
+    pub fn tenant(&self, name: &str, quotas: Value) -> String {
+        let body = serde_json::json!({ "name": name, "quotas": quotas }).to_string();
+        let (status, reply) = self.call("POST", "/v1/tenants", ADMIN, "application/json", body.as_bytes());
+        assert_eq!(status, 201, "{reply}");
+        reply["token"].as_str().expect("token").to_string()
+    }
+
+    /// Uploads `file` as `udf` (`name@version`), expecting 201.
+    pub fn upload(&self, token: &str, udf: &str, file: &Path) {
+        let (name, version) = udf.split_once('@').expect("name@version");
+        let bytes = std::fs::read(file).expect("component");
+        let (status, reply) =
+            self.call("POST", &format!("/v1/udfs/{name}/versions/{version}"), token, "application/wasm", &bytes);
+        assert_eq!(status, 201, "upload {udf}: {reply}");
+    }
+
+    /// Creates a pipeline; returns its id.
+    pub fn pipeline(&self, token: &str, manifest: &str) -> String {
+        let (status, reply) = self.call("POST", "/v1/pipelines", token, "application/yaml", manifest.as_bytes());
+        assert_eq!(status, 201, "create: {reply}");
+        reply["id"].as_str().expect("id").to_string()
+    }
+
+    /// Posts records (one per line).
+    pub fn send(&self, token: &str, id: &str, lines: &[String]) {
+        let body = lines.join("\n");
+        let (status, reply) =
+            self.call("POST", &format!("/v1/pipelines/{id}/records"), token, "text/plain", body.as_bytes());
+        assert_eq!(status, 200, "send: {reply}");
+        assert_eq!(reply["accepted"].as_u64(), Some(lines.len() as u64));
+    }
+
+    /// The committed output of pipeline `id`, per part file (`part-S-…` → subtask S), in commit order.
+    pub fn output_by_subtask(&self, id: &str) -> Vec<Vec<String>> {
+        let dir = self.data_dir.join("pipelines").join(id).join("output");
+        let mut files: Vec<(u32, u64, PathBuf)> = Vec::new();
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some(rest) = name.strip_prefix("part-").and_then(|r| r.strip_suffix(".txt")) else { continue };
+            let (sub, ckpt) = rest.split_once('-').expect("part-S-ID");
+            let order = if ckpt == "end" { u64::MAX } else { ckpt.parse().expect("checkpoint id") };
+            files.push((sub.parse().expect("subtask"), order, e.path()));
+        }
+        files.sort();
+        let mut out: Vec<Vec<String>> = Vec::new();
+        for (sub, _, path) in files {
+            while out.len() <= sub as usize {
+                out.push(Vec::new());
+            }
+            let text = std::fs::read_to_string(&path).expect("output");
+            out[sub as usize].extend(text.lines().map(str::to_string));
+        }
+        out
+    }
+
+    /// Waits until `done(output lines)` or the timeout; returns the lines.
+    pub fn wait_output(&self, id: &str, timeout: Duration, done: impl Fn(&[String]) -> bool) -> Result<Vec<String>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let all: Vec<String> = self.output_by_subtask(id).concat();
+            if done(&all) {
+                return Ok(all);
+            }
+            if Instant::now() > deadline {
+                bail!("pipeline {id}: output incomplete after {timeout:?}: {} lines", all.len());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
