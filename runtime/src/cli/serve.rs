@@ -38,6 +38,11 @@ pub(super) fn serve(listen: &str, data_dir: PathBuf, admin: Option<String>, wasm
     if let Err(e) = std::fs::create_dir_all(&data_dir) {
         return fail(format!("cannot create the data directory {}: {e}", data_dir.display()));
     }
+    // Pipelines' paths are absolute, whatever the server's working directory.
+    let data_dir = match data_dir.canonicalize() {
+        Ok(d) => d,
+        Err(e) => return fail(format!("cannot resolve {}: {e}", data_dir.display())),
+    };
     let admin_token = match admin_token(admin, &data_dir) {
         Ok(t) => t,
         Err(e) => return fail(e),
