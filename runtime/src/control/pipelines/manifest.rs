@@ -1,0 +1,151 @@
+//! The manifest rules of `weir serve`: what a tenant's manifest may name,
+//! where the server puts its files, and the tenant's quotas.
+
+use super::super::{ControlError, Tenant};
+use crate::manifest::{Limits, Manifest, SourceKind};
+use crate::types::UdfRef;
+use serde_norway::{Mapping, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// Turns a submitted manifest into the one the server runs: only sources
+/// that need no access to the server's files (`http`, `bids`); the sink,
+/// dead letters, checkpoints and state in the pipeline's directory.
+pub(super) fn serve_manifest(text: &str, dir: &Path, steps: &str) -> Result<Manifest, ControlError> {
+    let bad = |m: String| ControlError::bad_request("invalid_manifest", m);
+    let mut doc: Value = serde_norway::from_str(text).map_err(|e| bad(format!("not YAML or JSON: {e}")))?;
+    let map = doc.as_mapping_mut().ok_or_else(|| bad("the manifest must be a mapping".into()))?;
+    if let Some(source) = map.get("source").and_then(Value::as_mapping) {
+        for kind in ["file", "stdin", "socket"] {
+            if source.contains_key(kind) {
+                return Err(bad(format!(
+                    "source.{kind}: not available under `weir serve` (a pipeline cannot read the server's files or terminal); use `http` (POST /v1/pipelines/ID/records) or `bids`"
+                )));
+            }
+        }
+    }
+    for key in ["dead_letter", "late"] {
+        if map.contains_key(key) {
+            return Err(bad(format!(
+                "{key}: chosen by the server under `weir serve` (the pipeline's directory); remove it"
+            )));
+        }
+    }
+    let format = match map.remove("sink") {
+        None => None,
+        Some(Value::Mapping(s)) if s.len() == 1 && s.contains_key("output") => {
+            s.get("output").and_then(Value::as_mapping).and_then(|o| o.get("format")).cloned()
+        }
+        Some(_) => {
+            return Err(bad("sink: under `weir serve` the output is the pipeline's own (read it with GET /v1/pipelines/ID/output); omit `sink` or give `sink: { output: { format: ... } }`".into()))
+        }
+    };
+    let mut file = Mapping::new();
+    file.insert("dir".into(), dir.join("output").display().to_string().into());
+    if let Some(f) = format {
+        file.insert("format".into(), f);
+    }
+    let mut sink = Mapping::new();
+    sink.insert("file".into(), Value::Mapping(file));
+    map.insert("sink".into(), Value::Mapping(sink));
+    let mut dl = Mapping::new();
+    let mut dl_file = Mapping::new();
+    dl_file.insert("path".into(), dir.join("dead-letters.jsonl").display().to_string().into());
+    dl.insert("file".into(), Value::Mapping(dl_file));
+    map.insert("dead_letter".into(), Value::Mapping(dl));
+    for (key, sub) in [("checkpoint", "checkpoints"), ("state", "state")] {
+        let mut m = match map.remove(key) {
+            None => Mapping::new(),
+            Some(Value::Mapping(m)) => m,
+            Some(_) => return Err(bad(format!("{key}: expected a mapping"))),
+        };
+        if m.contains_key("dir") {
+            return Err(bad(format!("{key}.dir: chosen by the server under `weir serve`; remove it")));
+        }
+        m.insert("dir".into(), dir.join(sub).display().to_string().into());
+        if key == "checkpoint" && !m.contains_key("interval") {
+            m.insert("interval".into(), "2s".into());
+        }
+        map.insert(key.into(), Value::Mapping(m));
+    }
+    let rewritten = serde_norway::to_string(&doc).map_err(|e| ControlError::internal(e.to_string()))?;
+    let mut m = Manifest::parse(&rewritten, dir).map_err(|e| bad(e.to_string()))?;
+    if let SourceKind::Http { journal } = &mut m.source.kind {
+        *journal = Some(dir.join("ingest.log"));
+    }
+    let overrides: BTreeMap<usize, String> = serde_json::from_str(steps).unwrap_or_default();
+    for (index, udf) in overrides {
+        let udf = UdfRef::parse(&udf).map_err(ControlError::internal)?;
+        m.set_step_udf(index, udf).map_err(ControlError::internal)?;
+    }
+    Ok(m)
+}
+
+/// The tenant's quotas, applied to a manifest: parallelism is checked;
+/// function limits left at their defaults take the quota, larger ones are refused.
+pub(super) fn apply_quotas(m: &mut Manifest, t: &Tenant) -> Result<(), ControlError> {
+    let q = &t.quotas;
+    if m.parallelism > q.max_parallelism {
+        return Err(ControlError::quota(format!(
+            "parallelism {} is above this tenant's limit of {}",
+            m.parallelism, q.max_parallelism
+        )));
+    }
+    let quota = Limits { memory: q.memory_mib << 20, call_timeout: Duration::from_millis(q.cpu_ms_per_call) };
+    for u in m.udf_specs_mut() {
+        if u.limits == Limits::default() {
+            u.limits = Limits {
+                memory: u.limits.memory.min(quota.memory),
+                call_timeout: u.limits.call_timeout.min(quota.call_timeout),
+            };
+        }
+        if u.limits.memory > quota.memory || u.limits.call_timeout > quota.call_timeout {
+            return Err(ControlError::quota(format!(
+                "{}: limits of {} MiB and {} ms per call are above this tenant's quota of {} MiB and {} ms",
+                u.udf,
+                u.limits.memory >> 20,
+                u.limits.call_timeout.as_millis(),
+                q.memory_mib,
+                q.cpu_ms_per_call
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_chooses_where_output_state_and_checkpoints_go() {
+        let dir = Path::new("/data/pipelines/p-1");
+        let m = serve_manifest(
+            "name: a\nsource: { http: { format: lines } }\nsink: { output: { format: value } }\n",
+            dir,
+            "{}",
+        )
+        .unwrap();
+        assert!(matches!(&m.source.kind, SourceKind::Http { journal: Some(j) } if j == &dir.join("ingest.log")));
+        assert_eq!(m.checkpoint.as_ref().unwrap().dir, dir.join("checkpoints"));
+        assert!(matches!(&m.sink, crate::manifest::SinkSpec::Dir { dir: d, .. } if d == &dir.join("output")));
+    }
+
+    #[test]
+    fn server_files_and_paths_are_refused_with_the_reason() {
+        let dir = Path::new("/d");
+        for (text, expect) in [
+            ("name: a\nsource: { file: { path: /etc/passwd } }\n", "source.file: not available under `weir serve`"),
+            ("name: a\nsource: { http: {} }\nsink: { file: { dir: /tmp } }\n", "sink: under `weir serve`"),
+            ("name: a\nsource: { http: {} }\ncheckpoint: { dir: /tmp }\n", "checkpoint.dir: chosen by the server"),
+            ("name: a\nsource: { http: {} }\ndead_letter: { stderr: {} }\n", "dead_letter: chosen by the server"),
+            ("[1, 2]", "must be a mapping"),
+            ("name: a\nsource: { http: {} }\nsteps: [ { map: { udf: nope } } ]\n", "steps[0]"),
+        ] {
+            let e = serve_manifest(text, dir, "{}").unwrap_err();
+            assert_eq!(e.kind, super::super::super::ErrorKind::BadRequest);
+            assert!(e.message.contains(expect), "{text}: {e}");
+        }
+    }
+}
