@@ -5,6 +5,7 @@ mod bench_queries;
 mod containment;
 mod durability;
 mod input_errors;
+mod kafka;
 mod manifest_errors;
 mod seed_examples;
 mod serve;

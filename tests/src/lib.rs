@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod kafka;
 pub mod oracle;
 pub mod server;
 

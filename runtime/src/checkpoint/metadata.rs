@@ -19,6 +19,17 @@ pub enum SourcePosition {
         /// End of the split.
         end: u64,
     },
+    /// A Kafka partition: the offset of the next record to read (`-2`: the
+    /// partition's beginning, nothing read yet).
+    Kafka {
+        /// The partition.
+        partition: i32,
+        /// The next offset.
+        offset: i64,
+        /// Set when the partition was read to its end (a bounded source).
+        #[serde(default)]
+        done: bool,
+    },
     /// The bids generator: events `next`, `next + stride`, ... (up to its count).
     Bids {
         /// Index of the next event.

@@ -30,7 +30,7 @@ impl DeadLetterWriter {
 impl DeadLetters for DeadLetterWriter {
     fn send(&self, letter: &DeadLetter<'_>) -> io::Result<()> {
         let r = letter.record;
-        let line = serde_json::json!({
+        let mut line = serde_json::json!({
             "pipeline": self.pipeline,
             "step": letter.step,
             "subtask": letter.subtask,
@@ -40,6 +40,10 @@ impl DeadLetters for DeadLetterWriter {
             "key": r.key.map_or(serde_json::Value::Null, bytes_value),
             "value": bytes_value(r.value),
         });
+        if let Some(o) = letter.origin {
+            line["partition"] = o.partition.into();
+            line["offset"] = o.offset.into();
+        }
         let mut text = line.to_string();
         text.push('\n');
         let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
@@ -72,8 +76,15 @@ mod tests {
         let buf = Shared::default();
         let w = DeadLetterWriter::new("q1", Box::new(buf.clone()));
         let record = RecordRef { timestamp: 7, key: None, value: b"{\"bad\"", raw_headers: &[] };
-        w.send(&DeadLetter { step: "steps[0] map x@1", subtask: 1, kind: "rejected", reason: "nope", record: &record })
-            .unwrap();
+        w.send(&DeadLetter {
+            step: "steps[0] map x@1",
+            subtask: 1,
+            kind: "rejected",
+            reason: "nope",
+            record: &record,
+            origin: None,
+        })
+        .unwrap();
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         let v: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
         assert_eq!(v["value"], "{\"bad\"");

@@ -9,6 +9,8 @@ pub mod bids;
 pub mod dead_letter;
 pub mod file_source;
 pub mod journal;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod lines;
 pub mod sink;
 pub mod stream_source;

@@ -13,7 +13,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// A sink with nothing to commit (standard output: at least once).
-struct NothingToCommit;
+pub(super) struct NothingToCommit;
 
 impl Committer for NothingToCommit {
     fn commit(&self, _id: u64) -> io::Result<()> {
@@ -64,6 +64,7 @@ pub(super) fn prepare(m: &Manifest, from: Option<&Path>) -> Result<Prepared, Job
                 .map_err(|e| JobError::Output(format!("cannot create {}: {e}", dir.display())))?;
             Box::new(DirCommitter::new(dir))
         }
+        SinkSpec::Kafka(spec) => super::kafka::committer(m, spec, root)?,
         _ => Box::new(NothingToCommit),
     };
     let shape = Shape {

@@ -8,6 +8,7 @@
 
 mod catalog;
 mod durability;
+mod kafka;
 mod planner;
 
 pub use catalog::{UdfCatalog, UdfDirs};

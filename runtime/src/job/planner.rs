@@ -24,7 +24,7 @@ use crate::manifest::{
     AggregateSpec, EventTimeSpec, Format, KeyBySpec, Manifest, OutputSpec, SinkSpec, SourceKind, Splits,
     StateBackendKind, StepKind, StepSpec, TimeMode, TimestampSource, UdfStepSpec, WindowKind, WindowStepSpec,
 };
-use crate::operator::decode::{CsvColumns, Decode, TimestampCheck};
+use crate::operator::decode::{CsvColumns, Decode, SharedOrigins, TimestampCheck};
 use crate::operator::key_by::{KeyByField, RequireKey};
 use crate::operator::process::{Process, ProcessAccess};
 use crate::operator::swap::{StepSwitch, Switchable};
@@ -162,8 +162,13 @@ pub(super) fn plan(
 
     // 2. The source, split (or where a checkpoint left it).
     let columns = CsvColumns::default();
-    let sources = open_source(m, &columns, restore.as_ref())?;
+    let (sources, origins) = open_source(m, &columns, restore.as_ref())?;
     let splits = sources.len() as u32;
+    // Partitioned sources decode and generate watermarks per split (per
+    // Kafka partition), whatever the parallelism; the others do it in the
+    // first stage's subtasks.
+    let per_split = matches!(m.source.kind, SourceKind::Kafka(_));
+    let decoders = if per_split { splits } else { p };
 
     // 3. One started instance per function and subtask (init has run);
     // process functions get their state and timers now, for their imports.
@@ -172,7 +177,8 @@ pub(super) fn plan(
     for (index, label, u) in &functions {
         let mut per_subtask = Vec::with_capacity(p as usize);
         let mut specs = Vec::with_capacity(p as usize);
-        for subtask in 0..p {
+        let count = if *index == TIMESTAMP_STEP { decoders } else { p };
+        for subtask in 0..count {
             let access = match u.function {
                 crate::manifest::FunctionKind::Process => {
                     Some(Process::access(backend(m, &work_dir, *index, subtask)?, *index as u32, m.max_parallelism))
@@ -211,7 +217,7 @@ pub(super) fn plan(
         Some(spec) => Arc::new(DeadLetterWriter::new(&m.name, open_side_output(spec, append)?)),
         None => dead_letters.clone(),
     };
-    let mut sinks = open_sinks(&m.sink, p, checkpointing.is_some())?;
+    let mut sinks = open_sinks(m, checkpointing.as_ref().map(|(store, _)| store.root()))?;
 
     // 5. Stages.
     let source_metrics = Arc::new(StepMetrics::default());
@@ -245,6 +251,7 @@ pub(super) fn plan(
         ts_label,
         instances,
         switches,
+        origins,
         restore: restore.as_ref(),
         resume_max_ts,
         work_dir: &work_dir,
@@ -274,7 +281,10 @@ pub(super) fn plan(
             stages.push(source_stage(&mut |i| builder.first_chain(seg, i))?);
             continue;
         }
-        if si == 0 {
+        if si == 0 && per_split {
+            stages.push(source_stage(&mut |i| builder.source_chain(i))?);
+            edges.push(EdgeKind::Rebalance);
+        } else if si == 0 {
             stages.push(source_stage(&mut |_| Ok((Vec::new(), None)))?);
             edges.push(EdgeKind::Rebalance);
         } else {
@@ -282,7 +292,9 @@ pub(super) fn plan(
         }
         let mut subtasks = Vec::with_capacity(p as usize);
         for i in 0..p {
-            let (chain, event_time, key_groups) = if si == 0 {
+            let (chain, event_time, key_groups) = if si == 0 && per_split {
+                (builder.chain(seg, i)?, None, all_groups.clone())
+            } else if si == 0 {
                 let (chain, event_time) = builder.first_chain(seg, i)?;
                 (chain, event_time, all_groups.clone())
             } else {
@@ -324,6 +336,8 @@ struct ChainBuilder<'a> {
     ts_label: String,
     instances: Instances,
     switches: HashMap<usize, Arc<StepSwitch>>,
+    /// Per source split, where its records were read (for dead letters).
+    origins: Vec<SharedOrigins>,
     restore: Option<&'a Restorable>,
     resume_max_ts: Option<i64>,
     work_dir: &'a Path,
@@ -382,13 +396,23 @@ impl ChainBuilder<'_> {
         segment: &[&StepSpec],
         subtask: u32,
     ) -> Result<(Vec<ChainOp>, Option<EventTimePlan>), JobError> {
+        let (mut chain, event_time) = self.source_chain(subtask)?;
+        chain.extend(self.chain(segment, subtask)?);
+        Ok((chain, event_time))
+    }
+
+    /// Decode and event time, with the watermark generation that goes with it.
+    fn source_chain(&mut self, subtask: u32) -> Result<(Vec<ChainOp>, Option<EventTimePlan>), JobError> {
         let source = &self.m.source;
         let field = match &source.event_time {
             Some(EventTimeSpec { assign: TimestampSource::Field(p), .. }) => Some(p.clone()),
             _ => None,
         };
         let ctx = self.ctx(source_label(self.m), subtask, &self.source_metrics);
-        let decode = Decode::new(source.format.clone(), field, self.columns.clone(), ctx);
+        let mut decode = Decode::new(source.format.clone(), field, self.columns.clone(), ctx);
+        if let Some(o) = self.origins.get(subtask as usize) {
+            decode = decode.with_origins(o.clone());
+        }
         let mut chain =
             vec![ChainOp { op: Box::new(decode), metrics: self.source_metrics.clone(), step: None, switch: None }];
         if let Some(u) = self.m.timestamp_udf() {
@@ -414,7 +438,6 @@ impl ChainBuilder<'_> {
             }
             EventTimePlan { generator, observe_after: chain.len() - 1 }
         });
-        chain.extend(self.chain(segment, subtask)?);
         Ok((chain, event_time))
     }
 
@@ -527,6 +550,7 @@ fn source_label(m: &Manifest) -> String {
         SourceKind::Socket { address } => format!("source socket {address} ({format})"),
         SourceKind::Bids { seed, .. } => format!("source bids seed {seed}"),
         SourceKind::Http { .. } => format!("source http ({format})"),
+        SourceKind::Kafka(k) => format!("source kafka {} ({format})", k.topic),
     }
 }
 
@@ -535,10 +559,23 @@ fn sink_label(s: &SinkSpec) -> String {
         SinkSpec::File { path, .. } => format!("sink file {}", path.display()),
         SinkSpec::Dir { dir, .. } => format!("sink dir {}", dir.display()),
         SinkSpec::Stdout { .. } => "sink stdout".to_string(),
+        SinkSpec::Kafka(k) => format!("sink kafka {}", k.topic),
     }
 }
 
 fn open_source(
+    m: &Manifest,
+    columns: &CsvColumns,
+    restore: Option<&Restorable>,
+) -> Result<super::kafka::Opened, JobError> {
+    if let SourceKind::Kafka(spec) = &m.source.kind {
+        return super::kafka::open_source(m, spec, restore);
+    }
+    let opened = open_other_source(m, columns, restore)?;
+    Ok((opened, Vec::new()))
+}
+
+fn open_other_source(
     m: &Manifest,
     columns: &CsvColumns,
     restore: Option<&Restorable>,
@@ -588,6 +625,7 @@ fn open_source(
         SourceKind::Bids { seed, count, rate } => {
             (0..p).map(|i| Box::new(BidSource::new(*seed, *count, *rate, i, p)) as Box<dyn Source>).collect()
         }
+        SourceKind::Kafka(spec) => super::kafka::open_source(m, spec, None)?.0,
     })
 }
 
@@ -614,6 +652,7 @@ fn resume_source(
                     SourcePosition::File { offset, end } if offset < end => ranges.push((*offset, *end)),
                     SourcePosition::File { .. } => {}
                     SourcePosition::Bids { .. } => return Err(mismatch("bids")),
+                    SourcePosition::Kafka { .. } => return Err(mismatch("kafka")),
                 }
             }
             if ranges.is_empty() {
@@ -641,6 +680,7 @@ fn resume_source(
                     }
                     SourcePosition::Bids { .. } => {}
                     SourcePosition::File { .. } => return Err(mismatch("file")),
+                    SourcePosition::Kafka { .. } => return Err(mismatch("kafka")),
                 }
             }
             if out.is_empty() {
@@ -652,6 +692,7 @@ fn resume_source(
             let offset = match r.metadata.sources.first() {
                 Some(SourcePosition::File { offset, .. }) => *offset,
                 Some(SourcePosition::Bids { .. }) => return Err(mismatch("bids")),
+                Some(SourcePosition::Kafka { .. }) => return Err(mismatch("kafka")),
                 None => 0,
             };
             let slot = match &m.source.format {
@@ -669,6 +710,7 @@ fn resume_source(
         SourceKind::Stdin | SourceKind::Socket { .. } => {
             Err(JobError::Restore("stdin and socket sources cannot resume".into()))
         }
+        SourceKind::Kafka(spec) => super::kafka::open_source(m, spec, Some(r)).map(|(s, _)| s),
     }
 }
 
@@ -703,7 +745,9 @@ fn open_side_output(spec: &OutputSpec, append: bool) -> Result<Box<dyn Write + S
     })
 }
 
-fn open_sinks(spec: &SinkSpec, parallelism: u32, staged: bool) -> Result<Vec<Box<dyn Sink>>, JobError> {
+/// The sink's subtasks; `checkpoints` is the checkpoint directory of a checkpointed run.
+fn open_sinks(m: &Manifest, checkpoints: Option<&Path>) -> Result<Vec<Box<dyn Sink>>, JobError> {
+    let (spec, parallelism, staged) = (&m.sink, m.parallelism, checkpoints.is_some());
     let shared = |out: Box<dyn Write + Send>, format, flush_each| -> Vec<Box<dyn Sink>> {
         let out: SharedOutput = Arc::new(Mutex::new(out));
         (0..parallelism).map(|_| Box::new(SharedSink::new(out.clone(), format, flush_each)) as Box<dyn Sink>).collect()
@@ -730,5 +774,9 @@ fn open_sinks(spec: &SinkSpec, parallelism: u32, staged: bool) -> Result<Vec<Box
             shared(Box::new(BufWriter::with_capacity(1 << 20, create(path, false)?)), *format, false)
         }
         SinkSpec::Stdout { format } => shared(Box::new(io::stdout()), *format, true),
+        SinkSpec::Kafka(spec) => {
+            let staging = checkpoints.map(super::kafka::staging_dir);
+            super::kafka::open_sinks(m, spec, staging.as_deref())?
+        }
     })
 }

@@ -116,6 +116,8 @@ pub enum SourceKind {
         /// The journal (set by `weir serve`; `None` elsewhere).
         journal: Option<PathBuf>,
     },
+    /// A Kafka topic: one reader per partition, offsets in checkpoints.
+    Kafka(KafkaSourceSpec),
     /// The deterministic bid generator of the bench (`gen_bids.py`).
     Bids {
         /// SplitMix64 seed.
@@ -125,6 +127,33 @@ pub enum SourceKind {
         /// Events per second; `None` as fast as possible.
         rate: Option<u64>,
     },
+}
+
+/// Where a pipeline reads a Kafka topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSourceSpec {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// The topic.
+    pub topic: String,
+    /// The consumer group offsets are committed to (default `weir-PIPELINE`).
+    pub group: Option<String>,
+    /// Where a pipeline without a checkpoint starts.
+    pub start: StartAt,
+    /// Stop at the end of every partition (as the first fetch that reaches
+    /// it reports), instead of following the topic.
+    pub bounded: bool,
+    /// Extra librdkafka settings (security, timeouts), passed as they are.
+    pub properties: Vec<(String, String)>,
+}
+
+/// Where a Kafka source without a checkpoint starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    /// The oldest record each partition still has.
+    Earliest,
+    /// Only records produced after the pipeline started.
+    Latest,
 }
 
 /// How many readers share a file.
@@ -463,6 +492,34 @@ pub enum SinkSpec {
         /// Line format.
         format: OutputFormat,
     },
+    /// A Kafka topic: each record's key, value, headers and timestamp.
+    Kafka(KafkaSinkSpec),
+}
+
+/// Where a pipeline writes a Kafka topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSinkSpec {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// The topic (it must exist).
+    pub topic: String,
+    /// The guarantee.
+    pub delivery: Delivery,
+    /// Extra librdkafka settings, passed as they are.
+    pub properties: Vec<(String, String)>,
+}
+
+/// What a Kafka sink guarantees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Records are produced as they come (idempotent producer) and flushed
+    /// at each checkpoint: after a crash, what was produced since the last
+    /// checkpoint is produced again.
+    AtLeastOnce,
+    /// Records are staged with the checkpoint and produced once it is
+    /// complete, each with a `weir-id` header; a restart reads back the
+    /// output to produce only what is missing. Readers see each record once.
+    ExactlyOnce,
 }
 
 /// How a record becomes an output line.

@@ -76,6 +76,30 @@ struct RawFile {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawKafkaSource {
+    brokers: Option<String>,
+    topic: String,
+    group: Option<String>,
+    start: Option<String>,
+    bounded: Option<bool>,
+    format: Option<String>,
+    csv: Option<RawCsv>,
+    #[serde(default)]
+    properties: std::collections::BTreeMap<String, Scalar>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKafkaSink {
+    brokers: Option<String>,
+    topic: String,
+    delivery: Option<String>,
+    #[serde(default)]
+    properties: std::collections::BTreeMap<String, Scalar>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawCsv {
     header: Option<bool>,
     columns: Option<Vec<String>>,
@@ -267,6 +291,19 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Manifest> {
     };
     let late = raw.late.map(|m| side_output(&m, base, "late")).transpose()?;
     let checkpoint = raw.checkpoint.map(|v| checkpoint(v, base, &source, &sink)).transpose()?;
+    let mut sink = sink;
+    if let (SinkSpec::Kafka(k), None) = (&mut sink, &checkpoint) {
+        // Exactly-once output is staged with checkpoints; without them a
+        // failure starts over anyway, so at-least-once is what remains.
+        let explicit = get(&raw.sink, "kafka").and_then(|v| v.get("delivery")).is_some();
+        if explicit && k.delivery == Delivery::ExactlyOnce {
+            return Err(ManifestError::new(
+                "sink.kafka.delivery",
+                "exactly_once stages output with checkpoints: add `checkpoint: { dir: ... }` or choose at_least_once",
+            ));
+        }
+        k.delivery = Delivery::AtLeastOnce;
+    }
     let state = state(raw.state, base, checkpoint.is_some())?;
     Ok(Manifest {
         name,
@@ -300,7 +337,7 @@ fn checkpoint(v: Value, base: &Path, source: &SourceSpec, sink: &SinkSpec) -> Re
     if matches!(source.kind, SourceKind::Stdin | SourceKind::Socket { .. }) {
         return Err(ManifestError::new(
             at,
-            "checkpoints need a source that can be read again from a position (file or bids); stdin and sockets cannot",
+            "checkpoints need a source that can be read again from a position (file, kafka, http or bids); stdin and sockets cannot",
         ));
     }
     if let SinkSpec::File { .. } = sink {
@@ -410,8 +447,13 @@ fn format(text: Option<&str>, csv: Option<RawCsv>, default: Format, at: &str) ->
 }
 
 fn source(map: &Mapping, base: &Path, limits: Limits) -> Result<SourceSpec> {
-    let (kind, v) =
-        one_kind(map, &["file", "stdin", "socket", "http", "bids"], &["event_time", "watermark"], "source", "source")?;
+    let (kind, v) = one_kind(
+        map,
+        &["file", "stdin", "socket", "http", "kafka", "bids"],
+        &["event_time", "watermark"],
+        "source",
+        "source",
+    )?;
     let at = format!("source.{kind}");
     let (kind, format) = match kind.as_str() {
         "file" => {
@@ -449,6 +491,40 @@ fn source(map: &Mapping, base: &Path, limits: Limits) -> Result<SourceSpec> {
                 SourceKind::Socket { address: format!("{host}:{}", s.port) },
                 format(s.format.as_deref(), s.csv, Format::Lines, &at)?,
             )
+        }
+        "kafka" => {
+            let k: RawKafkaSource = typed(v, &at)?;
+            let start = match k.start.as_deref() {
+                None | Some("earliest") => StartAt::Earliest,
+                Some("latest") => StartAt::Latest,
+                Some(other) => {
+                    return Err(ManifestError::new(
+                        format!("{at}.start"),
+                        format!("unknown start `{other}` (expected earliest or latest)"),
+                    ))
+                }
+            };
+            // A Kafka record is not a line: `raw` keeps its bytes as they are.
+            let text = match k.format.as_deref() {
+                Some("raw") => Some("lines"),
+                other => other,
+            };
+            let format = format(text, k.csv, Format::Json, &at)?;
+            if matches!(&format, Format::Csv(c) if c.header) {
+                return Err(ManifestError::new(
+                    format!("{at}.csv"),
+                    "Kafka records have no header line: give `columns` (and `header: false`)",
+                ));
+            }
+            let kafka = KafkaSourceSpec {
+                brokers: brokers(k.brokers, &at)?,
+                topic: topic(k.topic, &at)?,
+                group: k.group,
+                start,
+                bounded: k.bounded.unwrap_or(false),
+                properties: properties(k.properties, &at)?,
+            };
+            (SourceKind::Kafka(kafka), format)
         }
         "http" => {
             let s: RawStream = typed_or_default(v, &at)?;
@@ -505,6 +581,55 @@ fn source(map: &Mapping, base: &Path, limits: Limits) -> Result<SourceSpec> {
         }
     };
     Ok(SourceSpec { kind, format, event_time })
+}
+
+/// Default `bootstrap.servers`.
+const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
+
+fn brokers(raw: Option<String>, at: &str) -> Result<String> {
+    let b = raw.unwrap_or_else(|| DEFAULT_BROKERS.to_string());
+    if b.trim().is_empty() || b.split(',').any(|h| !h.trim().contains(':')) {
+        return Err(ManifestError::new(format!("{at}.brokers"), format!("`{b}`: expected host:port[,host:port...]")));
+    }
+    Ok(b)
+}
+
+fn topic(t: String, at: &str) -> Result<String> {
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if t.is_empty() || t.len() > 249 || !t.chars().all(legal) || t == "." || t == ".." {
+        return Err(ManifestError::new(
+            format!("{at}.topic"),
+            format!("`{t}` is not a Kafka topic name (1-249 of a-z, A-Z, 0-9, `.`, `_`, `-`)"),
+        ));
+    }
+    Ok(t)
+}
+
+/// librdkafka settings; those Weir sets itself are refused, so a manifest
+/// cannot weaken a guarantee by accident.
+fn properties(raw: std::collections::BTreeMap<String, Scalar>, at: &str) -> Result<Vec<(String, String)>> {
+    const OWN: &[&str] = &[
+        "bootstrap.servers",
+        "group.id",
+        "enable.auto.commit",
+        "enable.auto.offset.store",
+        "enable.idempotence",
+        "enable.partition.eof",
+        "isolation.level",
+        "transactional.id",
+        "acks",
+    ];
+    raw.into_iter()
+        .map(|(k, v)| {
+            if OWN.contains(&k.as_str()) {
+                return Err(ManifestError::new(
+                    format!("{at}.properties.{k}"),
+                    "is set by Weir (brokers, group and delivery have their own fields)",
+                ));
+            }
+            Ok((k, v.text()))
+        })
+        .collect()
 }
 
 fn on_error(text: Option<&str>, at: &str) -> Result<ErrorPolicy> {
@@ -689,7 +814,7 @@ fn output_format(text: Option<&str>, at: &str) -> Result<OutputFormat> {
 }
 
 fn sink(map: &Mapping, base: &Path) -> Result<SinkSpec> {
-    let (kind, v) = one_kind(map, &["file", "stdout"], &[], "sink", "sink")?;
+    let (kind, v) = one_kind(map, &["file", "stdout", "kafka"], &[], "sink", "sink")?;
     let at = format!("sink.{kind}");
     match kind.as_str() {
         "file" => {
@@ -703,6 +828,25 @@ fn sink(map: &Mapping, base: &Path) -> Result<SinkSpec> {
                     "give exactly one of `path` (one file) or `dir` (a part-N.txt file per subtask)",
                 )),
             }
+        }
+        "kafka" => {
+            let k: RawKafkaSink = typed(v, &at)?;
+            let delivery = match k.delivery.as_deref() {
+                None | Some("exactly_once") => Delivery::ExactlyOnce,
+                Some("at_least_once") => Delivery::AtLeastOnce,
+                Some(other) => {
+                    return Err(ManifestError::new(
+                        format!("{at}.delivery"),
+                        format!("unknown delivery `{other}` (expected exactly_once or at_least_once)"),
+                    ))
+                }
+            };
+            Ok(SinkSpec::Kafka(KafkaSinkSpec {
+                brokers: brokers(k.brokers, &at)?,
+                topic: topic(k.topic, &at)?,
+                delivery,
+                properties: properties(k.properties, &at)?,
+            }))
         }
         _ => {
             let s: RawStdout = typed_or_default(v, &at)?;

@@ -20,6 +20,17 @@ pub struct DeadLetter<'a> {
     pub reason: &'a str,
     /// The record, exactly as it entered the step.
     pub record: &'a RecordRef<'a>,
+    /// Where the source read it, when it knows (a Kafka partition and offset).
+    pub origin: Option<Origin>,
+}
+
+/// A record's place in a partitioned source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    /// The partition.
+    pub partition: i32,
+    /// The record's offset.
+    pub offset: i64,
 }
 
 /// Where dead letters go. Shared by every subtask of a pipeline.

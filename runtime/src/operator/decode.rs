@@ -16,19 +16,50 @@ use weir_json::{Kind, Pointer};
 /// Column names of a CSV source, known once the header line was read.
 pub type CsvColumns = Arc<OnceLock<Vec<String>>>;
 
+/// Where each record of the batch a source just returned was read (a Kafka
+/// partition and its offsets), for the dead letters of the decoder that runs
+/// next on the same thread.
+#[derive(Debug, Default)]
+pub struct BatchOrigins {
+    /// The partition.
+    pub partition: i32,
+    /// The offset of each record, in order.
+    pub offsets: Vec<i64>,
+}
+
+/// Shared by a source and the decoder after it.
+pub type SharedOrigins = Arc<std::sync::Mutex<BatchOrigins>>;
+
 /// Decodes one subtask's input.
 pub struct Decode {
     format: Format,
     event_time: Option<Pointer>,
     columns: CsvColumns,
     ctx: StepContext,
+    origins: Option<SharedOrigins>,
 }
 
 impl Decode {
     /// A decoder for `format`, with event time from `event_time` if given.
     /// For CSV, `columns` holds (or will hold, before the first record) the column names.
     pub fn new(format: Format, event_time: Option<Pointer>, columns: CsvColumns, ctx: StepContext) -> Self {
-        Decode { format, event_time, columns, ctx }
+        Decode { format, event_time, columns, ctx, origins: None }
+    }
+
+    /// Dead letters say where the source read each record (see [`BatchOrigins`]).
+    pub fn with_origins(mut self, origins: SharedOrigins) -> Self {
+        self.origins = Some(origins);
+        self
+    }
+
+    /// Sends record `i` of the batch to the dead letters.
+    fn refuse(&self, i: usize, kind: &'static str, reason: &str, r: &RecordRef<'_>) -> Result<(), OperatorError> {
+        let origin = self.origins.as_ref().and_then(|o| {
+            let o = o.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let offset = *o.offsets.get(i)?;
+            Some(super::dead_letter::Origin { partition: o.partition, offset })
+        });
+        self.ctx.dead_letter_from(kind, reason, r, origin)
     }
 
     /// The event time of a validated JSON value, or why there is none.
@@ -80,7 +111,7 @@ impl Decode {
         for (i, r) in batch.iter().enumerate() {
             if next.peek().is_some_and(|(at, _, _)| *at == i) {
                 let (_, kind, reason) = next.next().expect("peeked");
-                self.ctx.dead_letter(kind, reason, &r)?;
+                self.refuse(i, kind, reason, &r)?;
                 continue;
             }
             let ts = if self.event_time.is_some() { timestamps[i] } else { r.timestamp };
@@ -98,12 +129,12 @@ impl Decode {
         };
         let mut converted = BatchWriter::with_capacity(batch.byte_len() * 2);
         let mut json = Vec::new();
-        for r in batch.iter() {
+        for (i, r) in batch.iter().enumerate() {
             json.clear();
             let result =
                 csv::split_row(r.value, delimiter).and_then(|fields| csv::row_to_json(columns, &fields, &mut json));
             if let Err(reason) = result {
-                self.ctx.dead_letter("invalid_input", &reason, &r)?;
+                self.refuse(i, "invalid_input", &reason, &r)?;
                 continue;
             }
             let ts = match self.event_time {
@@ -111,7 +142,7 @@ impl Decode {
                 Some(_) => match self.event_time(&json) {
                     Ok(t) => t,
                     Err((kind, reason)) => {
-                        self.ctx.dead_letter(kind, &reason, &r)?;
+                        self.refuse(i, kind, &reason, &r)?;
                         continue;
                     }
                 },

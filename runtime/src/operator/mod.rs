@@ -180,8 +180,19 @@ impl StepContext {
         reason: &str,
         record: &crate::types::RecordRef<'_>,
     ) -> Result<(), OperatorError> {
+        self.dead_letter_from(kind, reason, record, None)
+    }
+
+    /// Like [`dead_letter`](Self::dead_letter), saying where the source read the record.
+    pub fn dead_letter_from(
+        &self,
+        kind: &'static str,
+        reason: &str,
+        record: &crate::types::RecordRef<'_>,
+        origin: Option<dead_letter::Origin>,
+    ) -> Result<(), OperatorError> {
         StepMetrics::add(&self.metrics.dead_lettered, 1);
-        let letter = DeadLetter { step: &self.label, subtask: self.subtask, kind, reason, record };
+        let letter = DeadLetter { step: &self.label, subtask: self.subtask, kind, reason, record, origin };
         self.dead_letters.send(&letter).map_err(|e| {
             self.error(format!("cannot write to the dead-letter output ({e}); stopping rather than losing the record"))
         })

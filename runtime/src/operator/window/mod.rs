@@ -105,8 +105,14 @@ impl WindowContext {
             "late: every window of the record (timestamp {}) was closed at watermark {watermark} (allowed lateness {} ms)",
             record.timestamp, self.allowed_lateness
         );
-        let letter =
-            DeadLetter { step: &self.step.label, subtask: self.step.subtask, kind: "late", reason: &reason, record };
+        let letter = DeadLetter {
+            step: &self.step.label,
+            subtask: self.step.subtask,
+            kind: "late",
+            reason: &reason,
+            record,
+            origin: None,
+        };
         self.late.send(&letter).map_err(|e| {
             self.step.error(format!("cannot write to the late output ({e}); stopping rather than losing the record"))
         })
