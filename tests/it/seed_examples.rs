@@ -226,3 +226,35 @@ fn anomaly_detector() -> anyhow::Result<()> {
     assert_eq!(silent["s3"], 1_700_000_299_003);
     Ok(())
 }
+
+#[test]
+fn traffic_statistics_from_kafka_to_kafka() -> anyhow::Result<()> {
+    use weir_tests::kafka::{brokers, consume, create_topic, unique};
+    // The two example manifests, pointed at the test broker and topics of their own.
+    let (events, stats) = (unique("traffic-events"), unique("traffic-statistics"));
+    create_topic(&events, 4);
+    create_topic(&stats, 4);
+    let s = Scratch::new();
+    let rewrite = |name: &str| -> anyhow::Result<std::path::PathBuf> {
+        let text = std::fs::read_to_string(repo().join("deploy/pipelines").join(format!("{name}.yaml")))?
+            .replace("topic: traffic-events", &format!("brokers: \"{}\", topic: {events}", brokers()))
+            .replace("topic: traffic-statistics", &format!("brokers: \"{}\", topic: {stats}", brokers()))
+            .replace("../data/", &format!("{}/", repo().join("deploy/data").display()))
+            .replace("../../weir-out/traffic-statistics.checkpoints", "ckpt");
+        Ok(s.write(&format!("{name}.yaml"), text))
+    };
+    for name in ["traffic-events", "traffic-statistics"] {
+        s.weir(&["run", rewrite(name)?.to_str().unwrap_or_default(), "-q"], None).ok()?;
+    }
+    let mut want: BTreeMap<(String, i64), f64> = BTreeMap::new();
+    for r in data("traffic.ndjson") {
+        let (_, end) = windows_of(r["ts"].as_i64().unwrap_or_default(), 60_000, 60_000)[0];
+        *want.entry((r["ip"].as_str().unwrap_or_default().to_string(), end)).or_default() +=
+            r["bytes"].as_f64().unwrap_or_default();
+    }
+    let lines: Vec<String> =
+        consume(&stats, want.len() + 1, std::time::Duration::from_secs(10)).into_iter().map(|r| r.value).collect();
+    assert_eq!(lines.len(), want.len());
+    assert_eq!(results(&lines, "sum"), want);
+    Ok(())
+}

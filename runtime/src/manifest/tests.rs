@@ -134,7 +134,43 @@ fn errors_name_the_place_and_the_fix() {
         "limits.memory",
         "below the minimum of 1MiB",
     );
-    check_err("name: t\nsource: { kafka: {} }\nsink: { stdout: }\n", "source", "unknown source `kafka`");
+    check_err("name: t\nsource: { s3: {} }\nsink: { stdout: }\n", "source", "unknown source `s3`");
+    check_err("name: t\nsource: { kafka: {} }\nsink: { stdout: }\n", "source.kafka", "missing field `topic`");
+    check_err(
+        "name: t\nsource: { kafka: { topic: \"a b\" } }\nsink: { stdout: }\n",
+        "source.kafka.topic",
+        "not a Kafka topic name",
+    );
+    check_err(
+        "name: t\nsource: { kafka: { topic: t, brokers: nohost } }\nsink: { stdout: }\n",
+        "source.kafka.brokers",
+        "host:port",
+    );
+    check_err(
+        "name: t\nsource: { kafka: { topic: t, start: middle } }\nsink: { stdout: }\n",
+        "source.kafka.start",
+        "earliest or latest",
+    );
+    check_err(
+        "name: t\nsource: { kafka: { topic: t, format: csv } }\nsink: { stdout: }\n",
+        "source.kafka.csv",
+        "give `columns`",
+    );
+    check_err(
+        "name: t\nsource: { kafka: { topic: t, properties: { group.id: x } } }\nsink: { stdout: }\n",
+        "source.kafka.properties.group.id",
+        "set by Weir",
+    );
+    check_err(
+        "name: t\nsource: { bids: {} }\nsink: { kafka: { topic: t, delivery: exactly_once } }\n",
+        "sink.kafka.delivery",
+        "add `checkpoint",
+    );
+    check_err(
+        "name: t\nsource: { bids: {} }\nsink: { kafka: { topic: t, delivery: maybe } }\n",
+        "sink.kafka.delivery",
+        "at_least_once",
+    );
     check_err("name: t\nsource: { stdin: , file: { path: a } }\nsink: { stdout: }\n", "source", "has both");
     check_err("name: t\nsource: { event_time: { field: /ts } }\nsink: { stdout: }\n", "source", "no source given");
     check_err(
@@ -335,4 +371,21 @@ fn checkpoints_and_state() {
     check_err(stdin, "checkpoint", "stdin and sockets cannot");
     let one_file = "name: t\nsource:\n  file: { path: in.ndjson }\nsteps: []\nsink:\n  file: { path: out.txt }\ncheckpoint: { dir: c }\n";
     check_err(one_file, "checkpoint", "single-file sink cannot commit");
+}
+
+#[test]
+fn kafka_sinks_are_exactly_once_with_checkpoints_and_at_least_once_without() {
+    let with = "name: t\nsource: { kafka: { topic: in, bounded: true, format: raw } }\nsink: { kafka: { topic: out } }\ncheckpoint: { dir: c }\n";
+    let m = Manifest::parse(with, Path::new("/x")).unwrap();
+    let SourceKind::Kafka(k) = &m.source.kind else { panic!("{:?}", m.source.kind) };
+    assert_eq!(
+        (k.brokers.as_str(), k.bounded, k.start, &m.source.format),
+        ("127.0.0.1:9092", true, StartAt::Earliest, &Format::Lines)
+    );
+    assert!(matches!(&m.sink, SinkSpec::Kafka(s) if s.delivery == Delivery::ExactlyOnce));
+    let without = "name: t\nsource: { bids: {} }\nsink: { kafka: { topic: out, properties: { linger.ms: 20 } } }\n";
+    let m = Manifest::parse(without, Path::new("/x")).unwrap();
+    let SinkSpec::Kafka(s) = &m.sink else { panic!() };
+    assert_eq!(s.delivery, Delivery::AtLeastOnce);
+    assert_eq!(s.properties, [("linger.ms".to_string(), "20".to_string())]);
 }
