@@ -83,47 +83,64 @@ impl Sink for FileSink {
 /// directory's `*.txt` files therefore sees only committed output, each line
 /// once, even across crashes and restores.
 pub struct StagedFileSink {
-    dir: PathBuf,
+    staging: Staging,
     subtask: u32,
-    out: BufWriter<File>,
-    written: bool,
     format: OutputFormat,
     line: Vec<u8>,
 }
 
-fn in_progress(dir: &Path, subtask: u32) -> PathBuf {
-    dir.join(format!(".part-{subtask}.inprogress"))
+/// A subtask's hidden in-progress file in a directory, sealed under a new
+/// name at each checkpoint (durable first) and started again; shared by the
+/// staged sinks.
+pub struct Staging {
+    dir: PathBuf,
+    path: PathBuf,
+    out: BufWriter<File>,
+    written: bool,
 }
 
-impl StagedFileSink {
-    /// Starts subtask `subtask`'s output in `dir`.
-    pub fn create(dir: &Path, subtask: u32, format: OutputFormat) -> io::Result<StagedFileSink> {
-        let path = in_progress(dir, subtask);
+impl Staging {
+    /// Starts the in-progress file `name` in `dir`.
+    pub fn create(dir: &Path, name: &str) -> io::Result<Staging> {
+        let path = dir.join(name);
         let file = File::create(&path)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display())))?;
-        Ok(StagedFileSink {
-            dir: dir.to_path_buf(),
-            subtask,
-            out: BufWriter::with_capacity(1 << 20, file),
-            written: false,
-            format,
-            line: Vec::with_capacity(1 << 16),
-        })
+        Ok(Staging { dir: dir.to_path_buf(), path, out: BufWriter::with_capacity(1 << 20, file), written: false })
     }
 
-    /// Makes the in-progress file durable and renames it `name` (if anything was written).
-    fn seal(&mut self, name: &str) -> io::Result<()> {
+    /// Appends `bytes`.
+    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.written |= !bytes.is_empty();
+        self.out.write_all(bytes)
+    }
+
+    /// Makes what was written durable under `name` (nothing if nothing
+    /// was written) and starts a new in-progress file.
+    pub fn seal(&mut self, name: &str) -> io::Result<()> {
         self.out.flush()?;
         if !self.written {
             return Ok(());
         }
         self.out.get_ref().sync_all()?;
-        let path = in_progress(&self.dir, self.subtask);
-        std::fs::rename(&path, self.dir.join(name))?;
-        let file = File::create(&path)?;
-        self.out = BufWriter::with_capacity(1 << 20, file);
+        std::fs::rename(&self.path, self.dir.join(name))?;
+        File::open(&self.dir)?.sync_all()?;
+        self.out = BufWriter::with_capacity(1 << 20, File::create(&self.path)?);
         self.written = false;
         Ok(())
+    }
+
+    /// Seals under `name` and removes the in-progress file (the end of the output).
+    pub fn finish(&mut self, name: &str) -> io::Result<()> {
+        self.seal(name)?;
+        std::fs::remove_file(&self.path)
+    }
+}
+
+impl StagedFileSink {
+    /// Starts subtask `subtask`'s output in `dir`.
+    pub fn create(dir: &Path, subtask: u32, format: OutputFormat) -> io::Result<StagedFileSink> {
+        let staging = Staging::create(dir, &format!(".part-{subtask}.inprogress"))?;
+        Ok(StagedFileSink { staging, subtask, format, line: Vec::with_capacity(1 << 16) })
     }
 }
 
@@ -133,17 +150,15 @@ impl Sink for StagedFileSink {
         for r in batch.iter() {
             format_line(&r, self.format, &mut self.line);
         }
-        self.written |= !self.line.is_empty();
-        self.out.write_all(&self.line)
+        self.staging.write(&self.line)
     }
 
     fn pre_commit(&mut self, id: u64) -> io::Result<()> {
-        self.seal(&format!(".part-{}-{id:010}.pending", self.subtask))
+        self.staging.seal(&format!(".part-{}-{id:010}.pending", self.subtask))
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        self.seal(&format!(".part-{}-end.pending", self.subtask))?;
-        std::fs::remove_file(in_progress(&self.dir, self.subtask))
+        self.staging.finish(&format!(".part-{}-end.pending", self.subtask))
     }
 }
 

@@ -27,6 +27,7 @@
 use super::sink::{flush, produce, producer};
 use super::{client_config, Context, ID_HEADER};
 use crate::checkpoint::Committer;
+use crate::connector::sink::Staging;
 use crate::connector::Sink;
 use crate::manifest::KafkaSinkSpec;
 use crate::types::Batch;
@@ -37,7 +38,7 @@ use rdkafka::producer::ThreadedProducer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -48,10 +49,6 @@ const READ_BACK_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long a read-back waits for more records after every partition reported its end.
 const READ_BACK_QUIET: Duration = Duration::from_millis(500);
-
-fn in_progress(dir: &Path, subtask: u32) -> PathBuf {
-    dir.join(format!(".kafka-{subtask}.inprogress"))
-}
 
 /// A staged file's name: `kafka-S-ID.pending`, or `kafka-S-end.pending`
 /// for the output after the last checkpoint of a finished run.
@@ -71,39 +68,15 @@ fn parse_pending(name: &str) -> Option<(u32, Option<u64>)> {
 
 /// A sink subtask's staged output (see the module's documentation).
 pub struct StagedKafkaSink {
-    dir: PathBuf,
+    staging: Staging,
     subtask: u32,
-    out: BufWriter<File>,
-    written: bool,
 }
 
 impl StagedKafkaSink {
     /// Subtask `subtask`'s staging in `dir`.
     pub fn create(dir: &Path, subtask: u32) -> io::Result<StagedKafkaSink> {
         std::fs::create_dir_all(dir)?;
-        let path = in_progress(dir, subtask);
-        let file = File::create(&path)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display())))?;
-        Ok(StagedKafkaSink {
-            dir: dir.to_path_buf(),
-            subtask,
-            out: BufWriter::with_capacity(1 << 20, file),
-            written: false,
-        })
-    }
-
-    fn seal(&mut self, id: Option<u64>) -> io::Result<()> {
-        self.out.flush()?;
-        if !self.written {
-            return Ok(());
-        }
-        self.out.get_ref().sync_all()?;
-        let path = in_progress(&self.dir, self.subtask);
-        std::fs::rename(&path, self.dir.join(pending_name(self.subtask, id)))?;
-        File::open(&self.dir)?.sync_all()?;
-        self.out = BufWriter::with_capacity(1 << 20, File::create(&path)?);
-        self.written = false;
-        Ok(())
+        Ok(StagedKafkaSink { staging: Staging::create(dir, &format!(".kafka-{subtask}.inprogress"))?, subtask })
     }
 }
 
@@ -114,19 +87,16 @@ impl Sink for StagedKafkaSink {
         }
         let bytes = batch.as_bytes();
         let len = u32::try_from(bytes.len()).map_err(|_| io::Error::other("a batch over 4 GiB"))?;
-        self.out.write_all(&len.to_le_bytes())?;
-        self.out.write_all(bytes)?;
-        self.written = true;
-        Ok(())
+        self.staging.write(&len.to_le_bytes())?;
+        self.staging.write(bytes)
     }
 
     fn pre_commit(&mut self, id: u64) -> io::Result<()> {
-        self.seal(Some(id))
+        self.staging.seal(&pending_name(self.subtask, Some(id)))
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        self.seal(None)?;
-        std::fs::remove_file(in_progress(&self.dir, self.subtask))
+        self.staging.finish(&pending_name(self.subtask, None))
     }
 }
 
