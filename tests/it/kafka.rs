@@ -18,7 +18,7 @@ use weir_tests::{dead_letters, oracle, Scratch};
 /// Loads `bids` into a new topic of 4 partitions, keyed by auction (each
 /// partition in event-time order within the generator's jitter, the
 /// partitions read at their own pace: out of order across partitions).
-fn bids_topic(bids: &[String]) -> String {
+pub(crate) fn bids_topic(bids: &[String]) -> String {
     let topic = unique("bids");
     create_topic(&topic, 4);
     let keys: Vec<String> =
@@ -39,7 +39,7 @@ fn q5_manifest(input: &str, output: &str, interval: &str) -> String {
     )
 }
 
-fn values(records: &[kafka::Record]) -> Vec<String> {
+pub(crate) fn values(records: &[kafka::Record]) -> Vec<String> {
     let mut v: Vec<String> = records.iter().map(|r| r.value.clone()).collect();
     v.sort();
     v
@@ -145,12 +145,13 @@ fn a_publication_cut_short_is_completed_without_duplicates() {
         topic: topic.clone(),
         delivery: Delivery::ExactlyOnce,
         properties: Vec::new(),
+        repartition: None,
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("kafka-out");
     let publisher = KafkaPublisher::open(&dir, &spec, "readback").unwrap();
     publisher.recover(0).unwrap();
-    let mut sink = StagedKafkaSink::create(&dir, 0).unwrap();
+    let mut sink = StagedKafkaSink::create(&dir, 0, None).unwrap();
     let mut w = weir_batch::BatchWriter::new();
     for i in 0..1000 {
         w.push(i, Some(format!("k{}", i % 17).as_bytes()), format!("r{i}").as_bytes());

@@ -11,3 +11,4 @@ mod seed_examples;
 mod serve;
 mod sources_and_sinks;
 mod windows;
+mod workers;

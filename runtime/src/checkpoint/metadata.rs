@@ -29,6 +29,9 @@ pub enum SourcePosition {
         /// Set when the partition was read to its end (a bounded source).
         #[serde(default)]
         done: bool,
+        /// For a repartition topic: its producers' last progress marks.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        marks: Option<crate::time::ProducerMarks>,
     },
     /// The bids generator: events `next`, `next + stride`, ... (up to its count).
     Bids {
@@ -178,7 +181,19 @@ mod tests {
             parallelism: 2,
             max_parallelism: 128,
             steps: vec![(1, "window tumbling 10000 ms, builtin count".into())],
-            sources: vec![SourcePosition::File { offset: 10, end: 99 }, SourcePosition::Bids { next: 4, stride: 2 }],
+            sources: vec![
+                SourcePosition::File { offset: 10, end: 99 },
+                SourcePosition::Bids { next: 4, stride: 2 },
+                SourcePosition::Kafka {
+                    partition: 3,
+                    offset: 1200,
+                    done: false,
+                    marks: Some(crate::time::ProducerMarks {
+                        producers: 3,
+                        last: [(0, crate::time::Mark::Watermark(-7)), (2, crate::time::Mark::End)].into(),
+                    }),
+                },
+            ],
             generators: vec![123],
             operators: vec![OperatorSnapshot {
                 step: 1,

@@ -44,6 +44,17 @@ enum Command {
         /// the newest one in the checkpoint directory.
         #[arg(long)]
         from: Option<PathBuf>,
+        /// Runs as one of several workers sharing the pipeline: the Kafka
+        /// source's partitions are divided through the pipeline's consumer
+        /// group, keyed steps repartition through the topic
+        /// `weir-NAME-repartition`, and the checkpoint directory must be
+        /// storage every worker reaches.
+        #[arg(long, conflicts_with_all = ["parallelism", "from"])]
+        worker: bool,
+        /// How long the group waits for a silent worker before giving its
+        /// partitions to the others (with --worker).
+        #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
+        session_timeout: std::time::Duration,
     },
     /// Runs the API server and the executor (pipelines survive restarts).
     Serve {
@@ -194,8 +205,11 @@ pub fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { manifest, udf_dirs, quiet, parallelism, from } => {
+        Command::Run { manifest, udf_dirs, quiet, parallelism, from, worker: false, .. } => {
             run::run(run::RunOptions { manifest, udf_dirs, quiet, parallelism, from }, wasm_config())
+        }
+        Command::Run { manifest, udf_dirs, quiet, worker: true, session_timeout, .. } => {
+            run::worker(&manifest, udf_dirs, quiet, session_timeout, wasm_config())
         }
         Command::Udf { command: UdfCommand::Inspect { file } } => udf::inspect(&file),
         Command::Udf { command: UdfCommand::Upload { udf, file, server } } => {
@@ -242,6 +256,10 @@ pub fn main() -> ExitCode {
             client::pipeline(&server.client(), action)
         }
     }
+}
+
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    crate::manifest::parse_duration(s).map_err(|e| e.to_string())
 }
 
 /// Host settings from the environment: `WEIR_CACHE_DIR` (default

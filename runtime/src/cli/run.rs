@@ -73,6 +73,55 @@ pub(super) fn run(o: RunOptions, wasm: WasmConfig) -> ExitCode {
     }
 }
 
+/// `weir run --worker MANIFEST`: one of the pipeline's workers (see
+/// [`crate::job::worker`]); Ctrl-C stops its tasks at savepoints and leaves
+/// the group, so the other workers take them over.
+pub(super) fn worker(
+    manifest: &std::path::Path,
+    udf_dirs: Vec<PathBuf>,
+    quiet: bool,
+    session: std::time::Duration,
+    wasm: WasmConfig,
+) -> ExitCode {
+    use crate::job::worker::{self, WorkerOptions};
+    let m = match Manifest::load(manifest) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("weir: {}: {e}", manifest.display());
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let host = match WasmHost::new(wasm) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("weir: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let controls = Controls::default();
+    install_signals(&controls, true);
+    match worker::run(&m, &host, &UdfDirs::new(udf_dirs), &WorkerOptions { session }, controls.stop.clone()) {
+        Ok(r) => {
+            if !quiet {
+                let how = if r.finished { "every task of the pipeline finished" } else { "stopped" };
+                eprintln!(
+                    "weir: worker of pipeline {}: {how}; {} task runs here read {} records",
+                    m.name, r.runs, r.records_read
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) if e.before_start() => {
+            eprintln!("weir: worker of pipeline {} not started: {e}", m.name);
+            ExitCode::from(EXIT_INVALID)
+        }
+        Err(e) => {
+            eprintln!("weir: worker of pipeline {}: {e}", m.name);
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
 /// First Ctrl-C (or SIGTERM): stop reading and drain, or with checkpoints
 /// stop at a savepoint. Second: exit at once. SIGUSR1: take a savepoint.
 fn install_signals(controls: &Controls, checkpointed: bool) {

@@ -16,7 +16,8 @@ pub mod sink;
 pub mod stream_source;
 
 use crate::checkpoint::SourcePosition;
-use crate::types::Batch;
+use crate::time::WatermarkUpdate;
+use crate::types::{Batch, Timestamp};
 use std::io;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -41,6 +42,12 @@ pub trait Source: Send {
     fn position(&self) -> Option<SourcePosition> {
         None
     }
+
+    /// A watermark the source read from its input (a stream that carries
+    /// its producers' progress), asked after every read.
+    fn watermark(&mut self) -> WatermarkUpdate {
+        WatermarkUpdate::None
+    }
 }
 
 /// One subtask's output.
@@ -52,6 +59,14 @@ pub trait Sink: Send {
     /// Checkpoint `id`: makes what was written so far durable, to become
     /// visible when the checkpoint completes (see [`Committer`](crate::checkpoint::Committer)).
     fn pre_commit(&mut self, _id: u64) -> io::Result<()> {
+        Ok(())
+    }
+    /// The subtask's watermark advanced (for sinks that pass progress on).
+    fn watermark(&mut self, _watermark: Timestamp) -> io::Result<()> {
+        Ok(())
+    }
+    /// The subtask went idle.
+    fn idle(&mut self) -> io::Result<()> {
         Ok(())
     }
 }

@@ -64,6 +64,9 @@ impl Output {
     }
 
     pub(crate) fn watermark(&mut self, watermark: Timestamp) -> Result<(), TaskError> {
+        if let Output::Sink { sink, .. } = self {
+            return sink.watermark(watermark).map_err(|e| TaskError::Sink(e.to_string()));
+        }
         self.broadcast(|| Message::Watermark(watermark))
     }
 
@@ -77,6 +80,9 @@ impl Output {
     }
 
     pub(crate) fn idle(&mut self) -> Result<(), TaskError> {
+        if let Output::Sink { sink, .. } = self {
+            return sink.idle().map_err(|e| TaskError::Sink(e.to_string()));
+        }
         self.broadcast(|| Message::Idle)
     }
 

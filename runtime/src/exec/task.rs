@@ -192,6 +192,17 @@ impl Task {
                 Read::Idle => {}
                 Read::End => break,
             }
+            match source.watermark() {
+                WatermarkUpdate::Advance(w) => {
+                    self.idle = false;
+                    self.watermark(w)?;
+                }
+                WatermarkUpdate::Idle if !self.idle => {
+                    self.idle = true;
+                    self.output.idle()?;
+                }
+                _ => {}
+            }
             self.housekeeping()?;
         }
         let _ = self.events.send(TaskEvent::SourceFinished(self.id));

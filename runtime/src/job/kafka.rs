@@ -32,14 +32,14 @@ pub(super) fn open_source(
     restore: Option<&Restorable>,
 ) -> Result<Opened, JobError> {
     use crate::checkpoint::SourcePosition;
-    use crate::connector::kafka::{partitions, KafkaSource};
+    use crate::connector::kafka::{partitions, KafkaSource, Resume};
     let partitions = partitions(&spec.brokers, &spec.topic, &spec.properties).map_err(JobError::Source)?;
     let mut saved = std::collections::HashMap::new();
     if let Some(r) = restore {
         for pos in &r.metadata.sources {
             match pos {
-                SourcePosition::Kafka { partition, offset, done } => {
-                    saved.insert(*partition, (*offset, *done));
+                SourcePosition::Kafka { partition, offset, done, marks } => {
+                    saved.insert(*partition, (*offset, *done, marks.clone()));
                 }
                 _ => {
                     return Err(JobError::Restore(format!(
@@ -57,16 +57,26 @@ pub(super) fn open_source(
             )));
         }
     }
+    let partitions = match &spec.partitions {
+        None => partitions,
+        Some(only) => {
+            if let Some(missing) = only.iter().find(|p| !partitions.contains(p)) {
+                return Err(JobError::Source(format!("topic `{}` has no partition {missing}", spec.topic)));
+            }
+            only.clone()
+        }
+    };
     let group = group(m, spec);
     let mut sources: Vec<Box<dyn Source>> = Vec::with_capacity(partitions.len());
     let mut origins = Vec::with_capacity(partitions.len());
     for p in partitions {
-        let (offset, done) = match saved.get(&p) {
-            Some((o, d)) => (Some(*o), *d),
-            None => (None, false),
+        let (offset, done, marks) = match saved.remove(&p) {
+            Some((o, d, marks)) => (Some(o), d, marks),
+            None => (None, false, None),
         };
         let o = SharedOrigins::default();
-        let source = KafkaSource::open(spec, &group, p, offset, done, o.clone()).map_err(JobError::Source)?;
+        let at = Resume { offset, done, marks };
+        let source = KafkaSource::open(spec, &group, p, at, o.clone()).map_err(JobError::Source)?;
         sources.push(Box::new(source));
         origins.push(o);
     }
@@ -86,7 +96,8 @@ pub(super) fn open_sinks(
         .map(|i| -> Result<Box<dyn Sink>, JobError> {
             match (spec.delivery, staging) {
                 (Delivery::ExactlyOnce, Some(dir)) => {
-                    Ok(Box::new(StagedKafkaSink::create(dir, i).map_err(|e| JobError::Output(e.to_string()))?))
+                    let sink = StagedKafkaSink::create(dir, i, spec.repartition);
+                    Ok(Box::new(sink.map_err(|e| JobError::Output(e.to_string()))?))
                 }
                 (Delivery::ExactlyOnce, None) => {
                     Err(JobError::Output("an exactly-once Kafka sink needs checkpoints".into()))

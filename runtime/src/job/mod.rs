@@ -10,6 +10,7 @@ mod catalog;
 mod durability;
 mod kafka;
 mod planner;
+pub mod worker;
 
 pub use catalog::{UdfCatalog, UdfDirs};
 pub use planner::SwapTarget;

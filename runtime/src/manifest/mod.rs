@@ -145,6 +145,13 @@ pub struct KafkaSourceSpec {
     pub bounded: bool,
     /// Extra librdkafka settings (security, timeouts), passed as they are.
     pub properties: Vec<(String, String)>,
+    /// Only these partitions (`None`: all): a worker's task reads one.
+    pub partitions: Option<Vec<i32>>,
+    /// The topic is a pipeline's repartition topic: records with a
+    /// `weir-mark` header carry their producers' progress (the watermark),
+    /// and a bounded read ends when every producer ended, not at the
+    /// partition's end.
+    pub marked: bool,
 }
 
 /// Where a Kafka source without a checkpoint starts reading.
@@ -507,6 +514,22 @@ pub struct KafkaSinkSpec {
     pub delivery: Delivery,
     /// Extra librdkafka settings, passed as they are.
     pub properties: Vec<(String, String)>,
+    /// Set when the topic is a pipeline's repartition topic (see [`Repartition`]).
+    pub repartition: Option<Repartition>,
+}
+
+/// How a worker's source task writes the repartition topic: each record to
+/// the partition that owns its key's key group (partition `j` of `R` owns
+/// the key groups subtask `j` of `R` would), and, at every checkpoint, its
+/// progress (a `weir-mark` record) to every partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repartition {
+    /// Which producer this is (the input partition it reads).
+    pub producer: u32,
+    /// How many producers write the topic (the input topic's partitions).
+    pub producers: u32,
+    /// The pipeline's number of key groups.
+    pub max_parallelism: u32,
 }
 
 /// What a Kafka sink guarantees.

@@ -2,6 +2,8 @@
 
 mod generator;
 mod input_watermarks;
+mod producer_marks;
 
 pub use generator::{BoundedOutOfOrderness, WatermarkUpdate};
 pub use input_watermarks::InputWatermarks;
+pub use producer_marks::{Mark, MarkedWatermarks, ProducerMarks};

@@ -13,13 +13,15 @@
 //!   `read_uncommitted` ones, sees each record once. No transactions are
 //!   needed (the brokers this is tested on lack them).
 
+mod group;
 mod publish;
 mod sink;
 mod source;
 
+pub use group::{ensure_topic, Membership, OnRevoke};
 pub use publish::{KafkaPublisher, StagedKafkaSink};
 pub use sink::KafkaSink;
-pub use source::KafkaSource;
+pub use source::{KafkaSource, Resume};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -37,6 +39,9 @@ pub const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The header carrying an exactly-once record's id.
 pub const ID_HEADER: &str = "weir-id";
+
+/// The header of a progress mark in a repartition topic (see [`crate::time::Mark`]).
+pub const MARK_HEADER: &str = "weir-mark";
 
 /// The client settings every Weir client starts from.
 pub fn client_config(brokers: &str, client_id: &str, properties: &[(String, String)]) -> ClientConfig {

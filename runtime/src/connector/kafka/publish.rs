@@ -19,18 +19,25 @@
 //! follows a publication that failed (a broker down for longer than
 //! `message.timeout.ms`).
 //!
+//! For a pipeline's repartition topic ([`Repartition`]), each record goes
+//! to the partition owning its key's key group, and the sink stages a
+//! progress mark (`weir-mark`) before sealing each checkpoint's file (and
+//! an end mark at the end) that is published to every partition.
+//!
 //! What it assumes: one publishing process per checkpoint directory (the
 //! directory's lock), and no write of a killed process still in flight
 //! once the restarted one reads back (the broker has closed its
 //! connection).
 
 use super::sink::{flush, produce, producer};
-use super::{client_config, Context, ID_HEADER};
+use super::{client_config, Context, ID_HEADER, MARK_HEADER};
 use crate::checkpoint::Committer;
+use crate::connector::now_ms;
 use crate::connector::sink::Staging;
 use crate::connector::Sink;
-use crate::manifest::KafkaSinkSpec;
-use crate::types::Batch;
+use crate::manifest::{KafkaSinkSpec, Repartition};
+use crate::time::Mark;
+use crate::types::{key_group, subtask_of_key_group, Batch, BatchWriter, RecordRef, Timestamp};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Headers;
@@ -66,17 +73,43 @@ fn parse_pending(name: &str) -> Option<(u32, Option<u64>)> {
     Some((subtask.parse().ok()?, id))
 }
 
+/// The progress a repartitioning sink passes on: its latest mark, and the
+/// last one it staged.
+struct Progress {
+    repartition: Repartition,
+    current: Option<Mark>,
+    staged: Option<Mark>,
+}
+
 /// A sink subtask's staged output (see the module's documentation).
 pub struct StagedKafkaSink {
     staging: Staging,
     subtask: u32,
+    progress: Option<Progress>,
 }
 
 impl StagedKafkaSink {
-    /// Subtask `subtask`'s staging in `dir`.
-    pub fn create(dir: &Path, subtask: u32) -> io::Result<StagedKafkaSink> {
+    /// Subtask `subtask`'s staging in `dir`; with `repartition`, it also
+    /// stages its progress marks.
+    pub fn create(dir: &Path, subtask: u32, repartition: Option<Repartition>) -> io::Result<StagedKafkaSink> {
         std::fs::create_dir_all(dir)?;
-        Ok(StagedKafkaSink { staging: Staging::create(dir, &format!(".kafka-{subtask}.inprogress"))?, subtask })
+        Ok(StagedKafkaSink {
+            staging: Staging::create(dir, &format!(".kafka-{subtask}.inprogress"))?,
+            subtask,
+            progress: repartition.map(|repartition| Progress { repartition, current: None, staged: None }),
+        })
+    }
+
+    /// Stages `mark` as a record of its own.
+    fn stage_mark(&mut self, mark: Mark) -> io::Result<()> {
+        let Some(p) = &mut self.progress else { return Ok(()) };
+        p.staged = Some(mark);
+        let value = mark.encode(p.repartition.producer, p.repartition.producers);
+        let mut headers = Vec::new();
+        weir_batch::write_header(&mut headers, MARK_HEADER.as_bytes(), value.as_bytes());
+        let mut w = BatchWriter::new();
+        w.push_with_headers(now_ms(), None, b"", &headers);
+        self.write(&w.finish())
     }
 }
 
@@ -92,12 +125,40 @@ impl Sink for StagedKafkaSink {
     }
 
     fn pre_commit(&mut self, id: u64) -> io::Result<()> {
+        if let Some(mark) = self.progress.as_ref().and_then(|p| p.current.filter(|c| p.staged != Some(*c))) {
+            self.stage_mark(mark)?;
+        }
         self.staging.seal(&pending_name(self.subtask, Some(id)))
     }
 
     fn finish(&mut self) -> io::Result<()> {
+        self.stage_mark(Mark::End)?;
         self.staging.finish(&pending_name(self.subtask, None))
     }
+
+    fn watermark(&mut self, watermark: Timestamp) -> io::Result<()> {
+        if let Some(p) = &mut self.progress {
+            p.current = Some(Mark::Watermark(watermark));
+        }
+        Ok(())
+    }
+
+    fn idle(&mut self) -> io::Result<()> {
+        if let Some(p) = &mut self.progress {
+            p.current = Some(Mark::Idle);
+        }
+        Ok(())
+    }
+}
+
+/// Where the publisher sends a record.
+enum Target {
+    /// Where the producer's partitioner puts it (by key).
+    Partitioner,
+    /// To this partition.
+    One(i32),
+    /// A progress mark: to every partition.
+    All,
 }
 
 /// Reads the batches of a staged file.
@@ -132,6 +193,7 @@ struct State {
 pub struct KafkaPublisher {
     dir: PathBuf,
     spec: KafkaSinkSpec,
+    partitions: Vec<i32>,
     producer: ThreadedProducer<Context>,
     state: Mutex<State>,
 }
@@ -170,6 +232,7 @@ impl KafkaPublisher {
         let publisher = KafkaPublisher {
             dir: dir.to_path_buf(),
             spec: spec.clone(),
+            partitions,
             producer,
             state: Mutex::new(State { published, dirty: false, writer }),
         };
@@ -178,6 +241,18 @@ impl KafkaPublisher {
         let leftovers = !publisher.staged().map_err(at)?.is_empty();
         publisher.state.lock().unwrap_or_else(PoisonError::into_inner).dirty = leftovers;
         Ok(publisher)
+    }
+
+    /// Where `record` goes.
+    fn target(&self, record: &RecordRef<'_>) -> io::Result<Target> {
+        let Some(r) = &self.spec.repartition else { return Ok(Target::Partitioner) };
+        if record.header(MARK_HEADER.as_bytes()).is_some() {
+            return Ok(Target::All);
+        }
+        let key = record.key.ok_or_else(|| io::Error::other("a record without a key reached the repartition topic"))?;
+        let group = key_group(key, r.max_parallelism);
+        let n = self.partitions.len() as u32;
+        Ok(Target::One(self.partitions[subtask_of_key_group(group, r.max_parallelism, n) as usize]))
     }
 
     /// Staged files, sorted by checkpoint then subtask.
@@ -217,8 +292,26 @@ impl KafkaPublisher {
                         use std::fmt::Write as _;
                         let _ = write!(id, "{}/{subtask}/{label}/{n}", state.writer);
                         n += 1;
-                        if !present.contains(id.as_bytes()) {
-                            produce(&self.producer, topic, &r, Some((ID_HEADER, id.as_bytes())))?;
+                        match self.target(&r)? {
+                            Target::All => {
+                                let base = id.len();
+                                for &p in &self.partitions {
+                                    id.truncate(base);
+                                    let _ = write!(id, "/p{p}");
+                                    if !present.contains(id.as_bytes()) {
+                                        produce(&self.producer, topic, Some(p), &r, Some((ID_HEADER, id.as_bytes())))?;
+                                    }
+                                }
+                            }
+                            target => {
+                                let p = match target {
+                                    Target::One(p) => Some(p),
+                                    _ => None,
+                                };
+                                if !present.contains(id.as_bytes()) {
+                                    produce(&self.producer, topic, p, &r, Some((ID_HEADER, id.as_bytes())))?;
+                                }
+                            }
                         }
                     }
                     Ok(())
@@ -288,7 +381,10 @@ impl KafkaPublisher {
                 Some(Ok(m)) => {
                     last_news = Instant::now();
                     read += 1;
-                    let id = m.headers().and_then(|hs| hs.iter().find(|h| h.key == ID_HEADER).and_then(|h| h.value));
+                    // (The last id: one carried from the input was replaced, but be sure.)
+                    let id = m
+                        .headers()
+                        .and_then(|hs| hs.iter().filter(|h| h.key == ID_HEADER).last().and_then(|h| h.value));
                     if let Some(id) = id.filter(|id| id.starts_with(prefix.as_bytes())) {
                         present.insert(id.to_vec());
                     }
@@ -393,7 +489,7 @@ mod tests {
     #[test]
     fn staged_batches_are_read_back_in_order() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut s = StagedKafkaSink::create(tmp.path(), 1).unwrap();
+        let mut s = StagedKafkaSink::create(tmp.path(), 1, None).unwrap();
         let batch = |vals: &[&str]| {
             let mut w = crate::types::BatchWriter::new();
             for v in vals {

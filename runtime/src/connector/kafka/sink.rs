@@ -25,16 +25,21 @@ pub(super) fn producer(spec: &KafkaSinkSpec, client_id: &str) -> Result<Threaded
         .map_err(|e| format!("{name}: cannot create a producer: {e}"))
 }
 
-/// Produces `record` to `topic`, with `extra` appended to its headers;
+/// Produces `record` to `topic` (to `partition`, or where the partitioner
+/// says), with `extra` in its headers (replacing a header of that name);
 /// waits while librdkafka's queue is full.
 pub(super) fn produce(
     producer: &ThreadedProducer<Context>,
     topic: &str,
+    partition: Option<i32>,
     record: &RecordRef<'_>,
     extra: Option<(&str, &[u8])>,
 ) -> io::Result<()> {
     let mut headers: Option<OwnedHeaders> = None;
     for (name, value) in record.headers() {
+        if extra.is_some_and(|(k, _)| k.as_bytes() == name) {
+            continue;
+        }
         let key = String::from_utf8_lossy(name);
         headers = Some(headers.unwrap_or_default().insert(Header { key: &key, value: Some(value) }));
     }
@@ -44,6 +49,9 @@ pub(super) fn produce(
     let mut r: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(record.value).timestamp(record.timestamp);
     if let Some(k) = record.key {
         r = r.key(k);
+    }
+    if let Some(p) = partition {
+        r = r.partition(p);
     }
     if let Some(h) = headers {
         r = r.headers(h);
@@ -93,7 +101,7 @@ impl KafkaSink {
 
 impl Sink for KafkaSink {
     fn write(&mut self, batch: &Batch) -> io::Result<()> {
-        batch.iter().try_for_each(|r| produce(&self.producer, &self.topic, &r, None))
+        batch.iter().try_for_each(|r| produce(&self.producer, &self.topic, None, &r, None))
     }
 
     fn pre_commit(&mut self, _id: u64) -> io::Result<()> {

@@ -59,6 +59,8 @@ pub(super) fn source(v: Value, at: &str) -> Result<(SourceKind, Format)> {
         start,
         bounded: k.bounded.unwrap_or(false),
         properties: properties(k.properties, at)?,
+        partitions: None,
+        marked: false,
     };
     Ok((SourceKind::Kafka(kafka), format))
 }
@@ -81,6 +83,7 @@ pub(super) fn sink(v: Value, at: &str) -> Result<SinkSpec> {
         topic: topic(k.topic, at)?,
         delivery,
         properties: properties(k.properties, at)?,
+        repartition: None,
     }))
 }
 
