@@ -52,7 +52,7 @@ fn owned_mid_run(log: &str, tasks: &Path) -> Vec<String> {
     owned.sort();
     owned.dedup();
     owned.retain(|t| {
-        let last = log.lines().filter(|l| l.contains(&format!("task {t}: "))).last();
+        let last = log.lines().rfind(|l| l.contains(&format!("task {t}: ")));
         last.is_some_and(|l| !l.contains("stopping")) && mid_run(&tasks.join(t))
     });
     owned
