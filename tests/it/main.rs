@@ -2,6 +2,7 @@
 //! sockets. One binary, one module per concern.
 
 mod bench_queries;
+mod broker_restart;
 mod containment;
 mod durability;
 mod input_errors;

@@ -104,6 +104,12 @@ pub fn produce(topic: &str, records: &[(Option<&str>, &str, Option<i32>)]) {
 /// Reads `topic` (every partition from the beginning) until `n` records
 /// arrived or `timeout` passed, as a plain `read_uncommitted` consumer.
 pub fn consume_on(brokers: &str, topic: &str, n: usize, timeout: Duration) -> Vec<Record> {
+    consume_then_wait_on(brokers, topic, n, timeout, Duration::ZERO)
+}
+
+/// Like [`consume_on`], then goes on reading until nothing came for `quiet`
+/// (for slow brokers: wait long for what is expected, not for what is not).
+pub fn consume_then_wait_on(brokers: &str, topic: &str, n: usize, timeout: Duration, quiet: Duration) -> Vec<Record> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "weir-tests")
@@ -118,8 +124,10 @@ pub fn consume_on(brokers: &str, topic: &str, n: usize, timeout: Duration) -> Ve
     c.assign(&tpl).expect("assign");
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
-    while out.len() < n && Instant::now() < deadline {
+    let mut last = Instant::now();
+    while (out.len() < n && Instant::now() < deadline) || (out.len() >= n && last.elapsed() < quiet) {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            last = Instant::now();
             let headers = m
                 .headers()
                 .map(|hs| hs.iter().map(|h| (h.key.to_string(), h.value.unwrap_or(&[]).to_vec())).collect())

@@ -1,0 +1,107 @@
+//! A broker restart in the middle of a run: tansu with SQLite storage
+//! (`scripts/kafka start-persistent`, whose data survives the restart) is
+//! stopped while q5 reads from it and writes to it exactly once, and
+//! started again. The pipeline waits and retries, says so in its log, and
+//! the output is exactly the reference.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use weir_tests::kafka::{consume_then_wait_on, create_topic_on, produce_on, unique};
+use weir_tests::{oracle, repo, Scratch};
+
+const PORT: &str = "19093";
+
+fn kafka(args: &[&str]) {
+    let out = Command::new(repo().join("scripts/kafka")).args(args).output().expect("scripts/kafka");
+    assert!(out.status.success(), "scripts/kafka {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Stops the broker when the test ends, however it ends.
+struct Broker;
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("scripts/kafka")).args(["stop", PORT]).output();
+    }
+}
+
+#[test]
+fn a_broker_restart_mid_run_is_waited_out_and_loses_nothing() {
+    let s = Scratch::new();
+    let db = s.join("broker/kafka.db");
+    kafka(&["start-persistent", PORT, db.to_str().unwrap()]);
+    let _broker = Broker;
+    let brokers = format!("127.0.0.1:{PORT}");
+    let bids = oracle::bids(21, 40_000);
+    let want = oracle::windowed(&bids, 10_000, 10_000, false);
+    let (input, output) = (unique("restart-in"), unique("restart-out"));
+    create_topic_on(&brokers, &input, 2);
+    create_topic_on(&brokers, &output, 2);
+    let keys: Vec<String> =
+        bids.iter().map(|b| serde_json::from_str::<serde_json::Value>(b).unwrap()["auction"].to_string()).collect();
+    let records: Vec<(Option<&str>, &str, Option<i32>)> =
+        bids.iter().zip(&keys).map(|(b, k)| (Some(k.as_str()), b.as_str(), None)).collect();
+    produce_on(&brokers, &input, &records, &|_| Vec::new());
+
+    let m = s.write(
+        "p.yaml",
+        format!(
+            "name: restart\nparallelism: 2\nsource:\n  kafka: {{ brokers: \"{brokers}\", topic: {input}, bounded: true }}\n\
+             \x20 event_time: {{ field: /ts }}\n  watermark: {{ max_out_of_orderness: 2s }}\n\
+             steps:\n  - key_by: {{ field: /auction }}\n  - window: {{ tumbling: 10s }}\n    aggregate: {{ builtin: count, output: csv }}\n\
+             sink:\n  kafka: {{ brokers: \"{brokers}\", topic: {output} }}\ncheckpoint: {{ dir: ckpt, interval: 200ms }}\n"
+        ),
+    );
+    let mut child = s.spawn(&["run", m.to_str().unwrap()], "run.err");
+    let log = || std::fs::read_to_string(s.join("run.err")).unwrap_or_default();
+    // Stop the broker once the pipeline has completed a checkpoint, for 3 s.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !log().contains("checkpoint 1 complete") {
+        assert!(Instant::now() < deadline, "no checkpoint:\n{}", log());
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before the restart:\n{}", log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    kafka(&["stop", PORT]);
+    std::thread::sleep(Duration::from_secs(3));
+    kafka(&["start-persistent", PORT, db.to_str().unwrap()]);
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the run did not finish after the restart:\n{}", log());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let err = log();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("finished in"), "{err}");
+    // The outage is reported (the readers' errors, and that they retry), not silent.
+    assert!(err.contains("Broker transport failure") && err.contains("errors; retrying)"), "{err}");
+
+    // tansu's SQLite storage serves fetches slowly: read until all arrived.
+    let got = consume_then_wait_on(&brokers, &output, want.len(), Duration::from_secs(180), Duration::from_secs(5));
+    let mut values: Vec<String> = got.into_iter().map(|r| r.value).collect();
+    values.sort();
+    if values != want {
+        let mut left: BTreeMap<&str, i64> = BTreeMap::new();
+        for l in &want {
+            *left.entry(l).or_default() += 1;
+        }
+        let extra: Vec<&String> = values
+            .iter()
+            .filter(|v| {
+                left.get_mut(v.as_str()).map_or(true, |n| {
+                    *n -= 1;
+                    *n < 0
+                })
+            })
+            .take(10)
+            .collect();
+        panic!("{} lines, expected {}; unexpected or twice: {extra:?}\n{err}", values.len(), want.len());
+    }
+}
