@@ -95,7 +95,7 @@ fn a_broker_restart_mid_run_is_waited_out_and_loses_nothing() {
         let extra: Vec<&String> = values
             .iter()
             .filter(|v| {
-                left.get_mut(v.as_str()).map_or(true, |n| {
+                left.get_mut(v.as_str()).is_none_or(|n| {
                     *n -= 1;
                     *n < 0
                 })
