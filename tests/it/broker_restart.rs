@@ -4,7 +4,6 @@
 //! started again. The pipeline waits and retries, says so in its log, and
 //! the output is exactly the reference.
 
-use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use weir_tests::kafka::{consume_then_wait_on, create_topic_on, produce_on, unique};
@@ -88,20 +87,7 @@ fn a_broker_restart_mid_run_is_waited_out_and_loses_nothing() {
     let mut values: Vec<String> = got.into_iter().map(|r| r.value).collect();
     values.sort();
     if values != want {
-        let mut left: BTreeMap<&str, i64> = BTreeMap::new();
-        for l in &want {
-            *left.entry(l).or_default() += 1;
-        }
-        let extra: Vec<&String> = values
-            .iter()
-            .filter(|v| {
-                left.get_mut(v.as_str()).is_none_or(|n| {
-                    *n -= 1;
-                    *n < 0
-                })
-            })
-            .take(10)
-            .collect();
+        let extra: Vec<_> = oracle::unexpected(&want, &values).into_iter().take(10).collect();
         panic!("{} lines, expected {}; unexpected or twice: {extra:?}\n{err}", values.len(), want.len());
     }
 }

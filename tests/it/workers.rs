@@ -5,7 +5,6 @@
 //! the real broker of `scripts/test`.
 
 use super::kafka::{bids_topic, values};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use weir_tests::kafka::{consume, create_topic, unique};
@@ -62,10 +61,6 @@ fn owned_mid_run(log: &str, tasks: &Path) -> Vec<String> {
 fn two_workers_share_q5_and_one_killed_mid_run_hands_its_tasks_over() {
     let bids = oracle::bids(13, 600_000);
     let want = oracle::windowed(&bids, 10_000, 10_000, false);
-    let mut budget: BTreeMap<&str, i64> = BTreeMap::new();
-    for l in &want {
-        *budget.entry(l).or_default() += 1;
-    }
     let input = bids_topic(&bids);
     let output = unique("q5w-out");
     create_topic(&output, 4);
@@ -99,14 +94,9 @@ fn two_workers_share_q5_and_one_killed_mid_run_hands_its_tasks_over() {
     assert!(!a_tasks.is_empty());
 
     // What a plain consumer sees right after the kill: only result lines, none twice.
-    let mut left = budget.clone();
-    for v in values(&consume(&output, usize::MAX, Duration::from_secs(2))) {
-        let n = left.get_mut(v.as_str()).map_or(-1, |n| {
-            *n -= 1;
-            *n
-        });
-        assert!(n >= 0, "after the kill: {v:?} is not in the result, or is there twice");
-    }
+    let seen = values(&consume(&output, usize::MAX, Duration::from_secs(2)));
+    let stray = oracle::unexpected(&want, &seen);
+    assert!(stray.is_empty(), "after the kill: not in the result, or there twice: {stray:?}");
 
     // B takes A's tasks over (after A's group session times out) and finishes the pipeline.
     let deadline = Instant::now() + Duration::from_secs(240);
@@ -132,16 +122,8 @@ fn two_workers_share_q5_and_one_killed_mid_run_hands_its_tasks_over() {
 
     let got = values(&consume(&output, want.len() + 1, Duration::from_secs(15)));
     if got != want {
-        let mut left = budget;
-        let mut extra = Vec::new();
-        for v in &got {
-            match left.get_mut(v.as_str()) {
-                Some(n) if *n > 0 => *n -= 1,
-                _ => extra.push(v.clone()),
-            }
-        }
-        let missing: Vec<_> = left.iter().filter(|(_, n)| **n > 0).map(|(v, _)| v).take(20).collect();
-        extra.truncate(20);
+        let extra: Vec<_> = oracle::unexpected(&want, &got).into_iter().take(20).collect();
+        let missing: Vec<_> = oracle::unexpected(&got, &want).into_iter().take(20).collect();
         panic!(
             "{} lines, expected {}; not expected (or twice): {extra:?}; missing: {missing:?}\nA:\n{}\nB:\n{b_log}",
             got.len(),

@@ -133,6 +133,24 @@ pub fn tumbling_with_lateness(records: &[Keyed], size: i64, delay: i64, lateness
     (sorted(out), late)
 }
 
+/// The lines of `got` that are not in `want`, or more often than there:
+/// strays and duplicates (what no reader may ever see).
+pub fn unexpected<'a>(want: &[String], got: &'a [String]) -> Vec<&'a String> {
+    let mut left: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for l in want {
+        *left.entry(l).or_default() += 1;
+    }
+    got.iter()
+        .filter(|v| match left.get_mut(v.as_str()) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
