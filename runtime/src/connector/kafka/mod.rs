@@ -126,7 +126,8 @@ impl ProducerContext for Context {
 }
 
 /// The partitions of `topic`, sorted; a clear error when the brokers cannot
-/// be reached or the topic does not exist (Weir never creates topics).
+/// be reached or the topic does not exist (Weir creates no topic but a
+/// workers' repartition topic, in [`ensure_topic`]).
 pub fn partitions(brokers: &str, topic: &str, properties: &[(String, String)]) -> Result<Vec<i32>, String> {
     let consumer: BaseConsumer<Context> = client_config(brokers, "weir-metadata", properties)
         .set("allow.auto.create.topics", "false")
