@@ -1,5 +1,8 @@
 //! A task's watermark is the minimum of its inputs' watermarks, ignoring
 //! inputs that ended or declared themselves idle, and it only moves forward.
+//! Once every input is idle, nothing holds back the watermarks they reached:
+//! the task's watermark is their maximum (as Flink's `StatusWatermarkValve`
+//! does), whatever order the inputs went idle in.
 
 use crate::types::Timestamp;
 
@@ -50,7 +53,8 @@ impl InputWatermarks {
         self.idle[input] = false;
     }
 
-    /// Input `input` is idle; returns the new watermark if ignoring it advanced it.
+    /// Input `input` is idle; returns the new watermark if ignoring it
+    /// advanced it (the inputs' maximum when it was the last active one).
     pub fn set_idle(&mut self, input: usize) -> Option<Timestamp> {
         self.idle[input] = true;
         self.recompute()
@@ -69,7 +73,7 @@ impl InputWatermarks {
         let min = if live.clone().next().is_none() {
             Timestamp::MAX
         } else if active.is_empty() {
-            return None;
+            live.map(|i| self.marks[i]).max().unwrap_or(Timestamp::MIN)
         } else {
             active.iter().map(|&i| self.marks[i]).min().unwrap_or(Timestamp::MIN)
         };
@@ -113,8 +117,24 @@ mod tests {
         assert_eq!(w.advance(1, 250), Some(250), "input 0 is still idle");
     }
 
+    /// The input that reached the far watermark goes idle before the one
+    /// holding it back: once both are idle, the far watermark counts (it was
+    /// lost before, and a window waiting for it never fired).
+    #[test]
+    fn the_last_input_going_idle_releases_what_the_others_reached() {
+        let mut w = InputWatermarks::new(2);
+        assert_eq!(w.advance(0, 100), None);
+        assert_eq!(w.advance(1, 50), Some(50));
+        assert_eq!(w.advance(0, 100_000_000), None, "input 1 holds it back");
+        assert_eq!(w.set_idle(0), None, "input 1 still holds it back");
+        assert_eq!(w.set_idle(1), Some(100_000_000));
+        assert!(w.is_idle());
+        assert_eq!(w.advance(1, 60), None, "back, behind: the watermark never goes back");
+    }
+
     /// Oracle: the result is always the running maximum of the minimum over
-    /// live, active inputs, computed from scratch.
+    /// live, active inputs (the maximum over live inputs when all are idle),
+    /// computed from scratch.
     #[test]
     fn matches_a_from_scratch_computation() {
         let mut seed = 99u64;
@@ -147,7 +167,13 @@ mod tests {
                 };
                 let live: Vec<usize> = (0..n).filter(|&j| !ended[j]).collect();
                 let active: Vec<usize> = live.iter().copied().filter(|&j| !idle[j]).collect();
-                let min = if live.is_empty() { Some(i64::MAX) } else { active.iter().map(|&j| marks[j]).min() };
+                let min = if live.is_empty() {
+                    Some(i64::MAX)
+                } else if active.is_empty() {
+                    live.iter().map(|&j| marks[j]).max()
+                } else {
+                    active.iter().map(|&j| marks[j]).min()
+                };
                 let expected = min.filter(|&m| m > current);
                 if let Some(m) = expected {
                     current = m;

@@ -2,8 +2,9 @@
 //! interleaving marks of its own progress with its records: a partition of
 //! a pipeline's repartition topic, written by every source task of the
 //! pipeline's workers. The stream's watermark is the minimum over the
-//! producers (unheard ones hold it back; idle ones do not; ended ones no
-//! longer count), and it ends when every producer ended.
+//! producers (unheard ones hold it back; idle ones do not, and once all are
+//! idle it is the maximum they reached; ended ones no longer count), and it
+//! ends when every producer ended.
 
 use super::{InputWatermarks, WatermarkUpdate};
 use crate::types::Timestamp;
@@ -246,7 +247,8 @@ mod tests {
                 }
                 let live: Vec<usize> = (0..n).filter(|&i| !ended[i]).collect();
                 let active = live.iter().filter(|&&i| !idle[i]).map(|&i| marks[i]).min();
-                if let Some(m) = active.filter(|_| !live.is_empty()) {
+                let all_idle = live.iter().map(|&i| marks[i]).max();
+                if let Some(m) = active.or(all_idle).filter(|_| !live.is_empty()) {
                     expected = expected.max(m);
                 }
                 if let WatermarkUpdate::Advance(t) = w.poll() {
