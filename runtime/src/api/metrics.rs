@@ -90,6 +90,26 @@ pub fn render(pipelines: &[PipelineView]) -> String {
             }
         }
     });
+    family(
+        "weir_step_watermark_seconds",
+        "gauge",
+        "The step's event-time watermark (smallest over its subtasks), seconds since the epoch.",
+        &mut |out| {
+            for p in pipelines {
+                for s in &p.steps {
+                    if let Some(w) = s.watermark.filter(|&w| w > i64::MIN && w < i64::MAX) {
+                        let _ = writeln!(
+                            out,
+                            "weir_step_watermark_seconds{{{},step=\"{}\"}} {}",
+                            pl(p),
+                            escape(&s.label),
+                            w as f64 / 1e3
+                        );
+                    }
+                }
+            }
+        },
+    );
     family("weir_watermark_lag_seconds", "gauge", "Now minus the pipeline's output watermark.", &mut |out| {
         for p in pipelines {
             if let Some(lag) = p.watermark_lag_ms {

@@ -351,6 +351,9 @@ impl Task {
         for c in &self.chain {
             c.metrics.set_watermark(self.id.1, watermark);
         }
+        if let Output::Sink { metrics, .. } = &self.output {
+            metrics.set_watermark(self.id.1, watermark);
+        }
         each_op(&mut self.chain, &mut self.output, |op, out| op.on_watermark(watermark, out))?;
         self.output.watermark(watermark)
     }
