@@ -165,6 +165,12 @@ impl Job {
         self.resumed_from.as_deref().filter(|_| self.already_finished.is_none())
     }
 
+    /// The final checkpoint at which the pipeline had already finished
+    /// (then the run does nothing).
+    pub fn already_finished(&self) -> Option<&Path> {
+        self.already_finished.as_deref()
+    }
+
     /// Requests to the running job: stop (drain, or with checkpoints stop
     /// at a savepoint), take a savepoint.
     pub fn controls(&self) -> Arc<Controls> {

@@ -183,9 +183,13 @@ fn start(
     catalog: &dyn UdfCatalog,
 ) -> Result<Running, JobError> {
     let job = build(layout, m, task, host, catalog)?;
-    match job.resumed_from() {
-        Some(from) => tracing::info!("task {}: continuing from {}", task.name(), from.display()),
-        None => tracing::info!("task {}: starting", task.name()),
+    match (job.resumed_from(), job.already_finished()) {
+        (Some(from), _) => tracing::info!("task {}: continuing from {}", task.name(), from.display()),
+        // Its last owner died between its final checkpoint and the FINISHED marker.
+        (None, Some(at)) => {
+            tracing::info!("task {}: continuing from {} (final: nothing left to do)", task.name(), at.display())
+        }
+        (None, None) => tracing::info!("task {}: starting", task.name()),
     }
     let controls = job.controls();
     let name = format!("weir-task-{}", task.name());
