@@ -128,6 +128,15 @@ fn a_swap_under_steady_load_hands_over_at_a_barrier_exactly_once_and_keeps_windo
     let view = server.get(&format!("/v1/pipelines/{id}"), &token);
     assert_eq!(view["steps"][1]["udf"], "tag@2");
     assert_eq!(view["swaps"][0]["outcome"], "swapped");
+
+    // The window's watermark passed the hour, and /metrics says where each step's watermark is.
+    let metrics = server.metrics(&counts);
+    let window_watermark = metrics
+        .lines()
+        .find(|l| l.starts_with("weir_step_watermark_seconds") && l.contains("window tumbling count"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    assert!(window_watermark.is_some_and(|w| w >= 3600.0), "{metrics}");
+    assert!(metrics.contains("weir_watermark_lag_seconds{"), "{metrics}");
 }
 
 #[test]

@@ -3,10 +3,15 @@
 use crate::weir_bin;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// How many of the server's last log lines a failure report shows.
+const LOG_TAIL: usize = 100;
 
 /// The admin token the test servers use.
 pub const ADMIN: &str = "test-admin-token";
@@ -17,6 +22,8 @@ pub struct Server {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     data_dir: PathBuf,
+    /// The server's last log lines, for failure reports.
+    log: Arc<Mutex<VecDeque<String>>>,
 }
 
 impl Server {
@@ -43,14 +50,35 @@ impl Server {
             }
         };
         // Keep draining the log so the server never blocks on a full pipe.
+        let log = Arc::new(Mutex::new(VecDeque::with_capacity(LOG_TAIL)));
+        let tail = log.clone();
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
                 if std::env::var_os("WEIR_TEST_SERVER_LOG").is_some() {
                     eprintln!("[serve] {line}");
                 }
+                let mut tail = tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if tail.len() == LOG_TAIL {
+                    tail.pop_front();
+                }
+                tail.push_back(line);
             }
         });
-        Ok(Server { child, url, data_dir: data_dir.to_path_buf() })
+        Ok(Server { child, url, data_dir: data_dir.to_path_buf(), log })
+    }
+
+    /// The `/metrics` lines about pipeline `id` (for failure reports).
+    pub fn metrics(&self, id: &str) -> String {
+        let (status, text) = self.call("GET", "/metrics", ADMIN, "", b"");
+        let text = text.as_str().map(str::to_string).unwrap_or_else(|| text.to_string());
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains(id)).collect();
+        format!("its metrics (GET /metrics: {status}):\n{}", lines.join("\n"))
+    }
+
+    /// The server's last log lines, one per line.
+    pub fn log_tail(&self) -> String {
+        let tail = self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        format!("the server's last {} log lines:\n{}", tail.len(), Vec::from(tail.clone()).join("\n"))
     }
 
     /// Kills the server with SIGKILL (no shutdown).
@@ -170,7 +198,12 @@ impl Server {
                 return Ok(all);
             }
             if Instant::now() > deadline {
-                bail!("pipeline {id}: output incomplete after {timeout:?}: {} lines", all.len());
+                bail!(
+                    "pipeline {id}: output incomplete after {timeout:?}: {} lines\n{}\n{}",
+                    all.len(),
+                    self.metrics(id),
+                    self.log_tail()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
