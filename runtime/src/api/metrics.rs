@@ -75,6 +75,28 @@ pub fn render(pipelines: &[PipelineView]) -> String {
             }
         },
     );
+    for (name, kind, help, field) in [
+        (
+            "weir_udf_recycles_total",
+            "counter",
+            "Function instances replaced for their memory size (limits.recycle_above).",
+            (|s| s.recycles) as fn(&crate::control::StepView) -> u64,
+        ),
+        (
+            "weir_udf_instance_memory_peak_bytes",
+            "gauge",
+            "The largest linear memory one function instance had after a call.",
+            |s| s.peak_memory,
+        ),
+    ] {
+        family(name, kind, help, &mut |out| {
+            for p in pipelines {
+                for s in p.steps.iter().filter(|s| s.calls > 0) {
+                    let _ = writeln!(out, "{name}{{{},step=\"{}\"}} {}", pl(p), escape(&s.label), field(s));
+                }
+            }
+        });
+    }
     family("weir_udf_call_latency_seconds", "histogram", "Latency of one function call (one batch).", &mut |out| {
         for p in pipelines {
             for s in p.steps.iter().filter(|s| s.calls > 0 && !s.call_buckets.is_empty()) {

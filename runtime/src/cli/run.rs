@@ -170,6 +170,12 @@ fn print_summary(s: &Summary) {
         if step.failed_calls > 0 {
             line.push_str(&format!("  failed calls {}", step.failed_calls));
         }
+        if step.peak_memory > 0 {
+            line.push_str(&format!("  instance memory peak {} MiB", step.peak_memory.div_ceil(1 << 20)));
+        }
+        if step.recycles > 0 {
+            line.push_str(&format!("  recycled {}", step.recycles));
+        }
         eprintln!("{line}");
     }
     let c = &s.checkpoints;

@@ -92,6 +92,10 @@ pub struct StepView {
     /// Calls per latency bucket (`LATENCY_BUCKETS`, then +Inf).
     #[serde(skip)]
     pub call_buckets: Vec<u64>,
+    /// Instances replaced for their memory size.
+    pub recycles: u64,
+    /// The largest linear memory one instance had after a call, bytes.
+    pub peak_memory: u64,
 }
 
 /// Checkpoint progress.
@@ -312,6 +316,8 @@ impl Pipelines {
                 call_wall_ns: 0,
                 call_cpu_ns: 0,
                 call_buckets: Vec::new(),
+                recycles: 0,
+                peak_memory: 0,
             };
             if let Some(t) = index.and_then(|x| stats.get(&x)) {
                 let c = &t.switch.stats;
@@ -319,6 +325,8 @@ impl Pipelines {
                 s.call_wall_ns = c.wall_ns.load(Ordering::Relaxed);
                 s.call_cpu_ns = c.cpu_ns.load(Ordering::Relaxed);
                 s.call_buckets = c.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+                s.recycles = c.recycles.load(Ordering::Relaxed);
+                s.peak_memory = c.peak_memory.load(Ordering::Relaxed);
             }
             v.steps.push(s);
         }

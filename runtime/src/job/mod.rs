@@ -81,6 +81,10 @@ pub struct StepSummary {
     pub dead_lettered: u64,
     /// Failed function calls.
     pub failed_calls: u64,
+    /// Function instances replaced for their memory size.
+    pub recycles: u64,
+    /// The largest linear memory one function instance had after a call, bytes.
+    pub peak_memory: u64,
 }
 
 /// What a run did.
@@ -198,12 +202,17 @@ impl Job {
         let steps = self
             .metrics
             .iter()
-            .map(|(label, m)| StepSummary {
-                label: label.clone(),
-                records_in: StepMetrics::get(&m.records_in),
-                records_out: StepMetrics::get(&m.records_out),
-                dead_lettered: StepMetrics::get(&m.dead_lettered),
-                failed_calls: StepMetrics::get(&m.failed_calls),
+            .map(|(label, m)| {
+                let calls = self.swap_targets.iter().find(|t| &t.label == label).map(|t| &t.switch.stats);
+                StepSummary {
+                    label: label.clone(),
+                    records_in: StepMetrics::get(&m.records_in),
+                    records_out: StepMetrics::get(&m.records_out),
+                    dead_lettered: StepMetrics::get(&m.dead_lettered),
+                    failed_calls: StepMetrics::get(&m.failed_calls),
+                    recycles: calls.map_or(0, |c| c.recycles.load(std::sync::atomic::Ordering::Relaxed)),
+                    peak_memory: calls.map_or(0, |c| c.peak_memory.load(std::sync::atomic::Ordering::Relaxed)),
+                }
             })
             .collect();
         let summary = Summary {

@@ -458,11 +458,24 @@ pub struct Limits {
     pub memory: u64,
     /// Wall-clock deadline of one call.
     pub call_timeout: Duration,
+    /// An instance whose linear memory passed this many bytes after a call
+    /// is replaced by a fresh one before the next call (`None`: three
+    /// quarters of `memory`). Guests whose memory only grows (Python's and
+    /// JavaScript's runtimes keep some of what every call allocates) then
+    /// never reach the cap, whose trap would cost a retry.
+    pub recycle_above: Option<u64>,
+}
+
+impl Limits {
+    /// The memory size above which an instance is recycled.
+    pub fn recycle_threshold(&self) -> u64 {
+        self.recycle_above.unwrap_or(self.memory / 4 * 3)
+    }
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory: 128 << 20, call_timeout: Duration::from_secs(1) }
+        Limits { memory: 128 << 20, call_timeout: Duration::from_secs(1), recycle_above: None }
     }
 }
 

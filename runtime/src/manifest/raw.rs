@@ -47,6 +47,7 @@ struct RawState {
 struct RawLimits {
     memory: Option<Scalar>,
     call_timeout: Option<Scalar>,
+    recycle_above: Option<Scalar>,
 }
 
 /// A scalar written either as text or as a number (`64MiB` or `1048576`).
@@ -378,6 +379,16 @@ fn limits(v: Value, defaults: Limits, at: &str) -> Result<Limits> {
                 format!("`{t}` is below the minimum of 10ms"),
             ));
         }
+    }
+    if let Some(r) = raw.recycle_above.map(Scalar::text) {
+        let bytes = parse_size(&r).map_err(|e| ManifestError::new(format!("{at}.recycle_above"), e))?;
+        if bytes > l.memory {
+            return Err(ManifestError::new(
+                format!("{at}.recycle_above"),
+                format!("`{r}` is above the memory cap of {} MiB; instances would trap first", l.memory >> 20),
+            ));
+        }
+        l.recycle_above = Some(bytes);
     }
     Ok(l)
 }

@@ -51,7 +51,10 @@ dead_letter:
     assert_eq!((map.on_error, map.limits), (ErrorPolicy::DeadLetter, Limits::default()));
     let StepKind::Udf(filter) = &m.steps[1].kind else { panic!() };
     assert_eq!(filter.on_error, ErrorPolicy::Fail);
-    assert_eq!(filter.limits, Limits { memory: 64 << 20, call_timeout: Duration::from_millis(250) });
+    assert_eq!(
+        filter.limits,
+        Limits { memory: 64 << 20, call_timeout: Duration::from_millis(250), recycle_above: None }
+    );
     assert_eq!(m.steps[1].label(), "steps[1] (big) filter auction-filter@2");
     assert_eq!(m.steps[2].label(), "steps[2] key_by /auction");
     assert_eq!(m.sink, SinkSpec::Dir { dir: "/base/out".into(), format: OutputFormat::Value });
@@ -104,6 +107,15 @@ fn errors_name_the_place_and_the_fix() {
         "steps[0].map.limits.call_timeout",
         "`10x` is not a duration",
     );
+    check_err(
+        &with_steps("  - map: { udf: a@1, limits: { memory: 64MiB, recycle_above: 80MiB } }"),
+        "steps[0].map.limits.recycle_above",
+        "`80MiB` is above the memory cap of 64 MiB",
+    );
+    let m = parse(&with_steps("  - map: { udf: a@1, limits: { memory: 64MiB, recycle_above: 32MiB } }")).unwrap();
+    let StepKind::Udf(u) = &m.steps[0].kind else { panic!("a map step") };
+    assert_eq!(u.limits.recycle_threshold(), 32 << 20);
+    assert_eq!(Limits::default().recycle_threshold(), 96 << 20, "three quarters of the cap by default");
     check_err(
         &with_steps("  - map: { udf: a@1, on_error: ignore }"),
         "steps[0].map.on_error",

@@ -39,6 +39,10 @@ pub struct CallStats {
     pub cpu_ns: AtomicU64,
     /// Calls per latency bucket ([`LATENCY_BUCKETS`], then +Inf).
     pub buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    /// Instances replaced for their memory size.
+    pub recycles: AtomicU64,
+    /// The largest memory one instance had after a call, bytes.
+    pub peak_memory: AtomicU64,
 }
 
 impl CallStats {
@@ -361,7 +365,10 @@ impl Switchable {
                 result = f(self.current.as_mut());
             }
         }
-        self.switch.stats.record(start.elapsed(), thread_cpu_ns().saturating_sub(cpu));
+        let stats = &self.switch.stats;
+        stats.record(start.elapsed(), thread_cpu_ns().saturating_sub(cpu));
+        stats.recycles.fetch_add(self.current.take_recycles(), Ordering::Relaxed);
+        stats.peak_memory.fetch_max(self.current.peak_memory(), Ordering::Relaxed);
         result
     }
 }

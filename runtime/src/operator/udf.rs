@@ -145,6 +145,14 @@ pub trait UdfInvoker: Send {
     fn flat_map(&mut self, input: &Batch) -> Result<Mapped, UdfFailure>;
     /// Tells the instance the subtask's current watermark.
     fn set_watermark(&mut self, _watermark: i64) {}
+    /// Instances replaced for their memory size since the last call of this.
+    fn take_recycles(&mut self) -> u64 {
+        0
+    }
+    /// The largest memory an instance of this invoker had after a call, bytes.
+    fn peak_memory(&self) -> u64 {
+        0
+    }
 
     /// Calls the aggregator's `create`.
     fn create(&mut self) -> Result<Vec<u8>, UdfFailure> {

@@ -30,7 +30,7 @@ impl HostState {
         HostState {
             wasi,
             table: ResourceTable::new(),
-            limiter: MemoryCap { cap: memory_cap, exceeded: false },
+            limiter: MemoryCap { cap: memory_cap, exceeded: false, total: 0 },
             stderr,
             label,
             watermark: i64::MIN,
@@ -51,17 +51,21 @@ impl WasiView for HostState {
 pub(crate) struct MemoryCap {
     pub(crate) cap: u64,
     pub(crate) exceeded: bool,
+    /// Bytes of linear memory of all the instance's memories (wasmtime
+    /// reports a memory's creation as growth from 0).
+    pub(crate) total: u64,
 }
 
 /// Tables are capped at this many elements.
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired as u64 > self.cap {
             self.exceeded = true;
             return Err(wasmtime::format_err!("memory cap of {} bytes exceeded (asked for {desired})", self.cap));
         }
+        self.total += desired.saturating_sub(current) as u64;
         Ok(true)
     }
 

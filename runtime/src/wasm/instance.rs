@@ -1,7 +1,10 @@
 //! One instance of a function for one subtask: a `Store` with limits, the
 //! calls, and the conversion of traps, deadlines and memory exhaustion into
 //! [`UdfFailure`] values. A trapped instance is dropped and a fresh one made
-//! (from the `InstancePre`, then `init` again) before the next call.
+//! (from the `InstancePre`, then `init` again) before the next call. So is
+//! an instance whose linear memory passed the recycle threshold after a
+//! call: memory never shrinks, and some guest runtimes keep a little of
+//! what every call allocates.
 
 use super::bindings::exports::weir::udf::{aggregator, filter, flat_mapper, mapper, processor};
 use super::bindings::weir::udf::types::UdfError;
@@ -62,6 +65,13 @@ pub struct WasmUdf {
     live: Option<Live>,
     watermark: i64,
     replacements: u64,
+    /// Instances replaced for their memory size, in all and not yet reported.
+    recycles: u64,
+    unreported_recycles: u64,
+    /// The dropped instance was recycled (not failed): the next fresh one is no replacement.
+    recycled: bool,
+    /// Largest linear memory an instance had after a call, bytes.
+    peak_memory: u64,
 }
 
 impl WasmUdf {
@@ -74,8 +84,21 @@ impl WasmUdf {
     ) -> Result<WasmUdf, String> {
         let name = component.udf.to_string();
         let label: Arc<str> = format!("{name} subtask {}", spec.subtask).into();
-        let mut udf =
-            WasmUdf { host, component, kind, spec, label, name, live: None, watermark: i64::MIN, replacements: 0 };
+        let mut udf = WasmUdf {
+            host,
+            component,
+            kind,
+            spec,
+            label,
+            name,
+            live: None,
+            watermark: i64::MIN,
+            replacements: 0,
+            recycles: 0,
+            unreported_recycles: 0,
+            recycled: false,
+            peak_memory: 0,
+        };
         udf.live = Some(udf.fresh()?);
         Ok(udf)
     }
@@ -83,6 +106,11 @@ impl WasmUdf {
     /// How many times a failed instance was replaced.
     pub fn replacements(&self) -> u64 {
         self.replacements
+    }
+
+    /// How many times an instance was replaced for its memory size.
+    pub fn recycles(&self) -> u64 {
+        self.recycles
     }
 
     fn fresh(&self) -> Result<Live, String> {
@@ -117,7 +145,9 @@ impl WasmUdf {
     /// Runs `call` on the live instance (making one if the last trapped).
     fn call<R>(&mut self, call: impl FnOnce(&mut Live) -> wasmtime::Result<R>) -> Result<R, UdfFailure> {
         if self.live.is_none() {
-            self.replacements += 1;
+            if !std::mem::take(&mut self.recycled) {
+                self.replacements += 1;
+            }
             let live = self.fresh().map_err(|message| UdfFailure::Unavailable { message })?;
             self.live = Some(live);
         }
@@ -126,7 +156,18 @@ impl WasmUdf {
         live.store.set_epoch_deadline(ticks);
         live.store.data_mut().watermark = self.watermark;
         match call(live) {
-            Ok(r) => Ok(r),
+            Ok(r) => {
+                let memory = live.store.data().limiter.total;
+                self.peak_memory = self.peak_memory.max(memory);
+                if memory > self.spec.limits.recycle_threshold() {
+                    tracing::debug!(udf = &*self.label, memory, "recycling the instance (memory above the threshold)");
+                    self.live = None;
+                    self.recycled = true;
+                    self.recycles += 1;
+                    self.unreported_recycles += 1;
+                }
+                Ok(r)
+            }
             Err(e) => {
                 let dead = self.live.take().expect("live");
                 Err(self.describe_error(&dead.store, e))
@@ -221,6 +262,14 @@ impl UdfInvoker for WasmUdf {
 
     fn set_watermark(&mut self, watermark: i64) {
         self.watermark = watermark;
+    }
+
+    fn take_recycles(&mut self) -> u64 {
+        std::mem::take(&mut self.unreported_recycles)
+    }
+
+    fn peak_memory(&self) -> u64 {
+        self.peak_memory
     }
 
     fn create(&mut self) -> Result<Vec<u8>, UdfFailure> {

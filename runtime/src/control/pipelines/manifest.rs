@@ -92,12 +92,17 @@ pub(super) fn apply_quotas(m: &mut Manifest, t: &Tenant) -> Result<(), ControlEr
             m.parallelism, q.max_parallelism
         )));
     }
-    let quota = Limits { memory: q.memory_mib << 20, call_timeout: Duration::from_millis(q.cpu_ms_per_call) };
+    let quota = Limits {
+        memory: q.memory_mib << 20,
+        call_timeout: Duration::from_millis(q.cpu_ms_per_call),
+        recycle_above: None,
+    };
     for u in m.udf_specs_mut() {
         if u.limits == Limits::default() {
             u.limits = Limits {
                 memory: u.limits.memory.min(quota.memory),
                 call_timeout: u.limits.call_timeout.min(quota.call_timeout),
+                recycle_above: None,
             };
         }
         if u.limits.memory > quota.memory || u.limits.call_timeout > quota.call_timeout {
