@@ -136,6 +136,24 @@ int weir_json_f64(weir_bytes json, const char *field, double *out);
 /** A string field's raw bytes between the quotes (escapes left as they are). */
 int weir_json_str(weir_bytes json, const char *field, weir_bytes *out);
 
+/*
+ * Several fields of one value: weir_json_parse checks the object once and
+ * indexes its top-level fields; the weir_json_get_* calls then look them up
+ * without scanning again (each weir_json_u64 etc. above parses the value).
+ */
+#define WEIR_JSON_INDEXED 32
+typedef struct {
+    weir_bytes json;
+    size_t len;
+    bool more; /* more fields than WEIR_JSON_INDEXED: the others are found by scanning */
+    weir_bytes names[WEIR_JSON_INDEXED], values[WEIR_JSON_INDEXED];
+} weir_json_object;
+int weir_json_parse(weir_bytes json, weir_json_object *obj);
+int weir_json_get_u64(const weir_json_object *obj, const char *field, uint64_t *out);
+int weir_json_get_i64(const weir_json_object *obj, const char *field, int64_t *out);
+int weir_json_get_f64(const weir_json_object *obj, const char *field, double *out);
+int weir_json_get_str(const weir_json_object *obj, const char *field, weir_bytes *out);
+
 /* ---- host services ------------------------------------------------------ */
 
 typedef enum { WEIR_TRACE, WEIR_DEBUG, WEIR_INFO, WEIR_WARN, WEIR_ERROR } weir_level;

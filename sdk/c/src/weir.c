@@ -485,13 +485,19 @@ static const char *kind_of(uint8_t first) {
     }
 }
 
-/* Finds the raw value of top-level `field`: 0, or -1 with the reason set.
- * The whole object is checked (its structure, not every literal), so a
- * truncated record is refused even when the field came before the cut. */
-static int field_value(weir_bytes json, const char *field, weir_bytes *raw) {
+/* Walks a JSON object: checks its structure (not every literal, so a
+ * truncated record is refused even when a field came before the cut),
+ * indexes its first WEIR_JSON_INDEXED fields into `obj` (if given) and
+ * finds `field` (if given) into `raw`. 0, or -1 with the reason set. */
+static int walk_object(weir_bytes json, weir_json_object *obj, const char *field, weir_bytes *raw) {
     cursor c = {json.ptr, json.ptr + json.len};
-    size_t want = strlen(field);
+    size_t want = field ? strlen(field) : 0;
     bool found = false;
+    if (obj) {
+        obj->json = json;
+        obj->len = 0;
+        obj->more = false;
+    }
     ws(&c);
     if (c.p >= c.end || *c.p != '{') return weir_reject("the value is not a JSON object");
     c.p++;
@@ -512,10 +518,16 @@ static int field_value(weir_bytes json, const char *field, weir_bytes *raw) {
         ws(&c);
         const uint8_t *value = c.p;
         if (!skip_value(&c)) break;
-        if (!found && name_len == want && memcmp(name, field, want) == 0) {
-            raw->ptr = value;
-            raw->len = (size_t)(c.p - value);
+        weir_bytes n = {name, name_len}, v = {value, (size_t)(c.p - value)};
+        if (field && !found && name_len == want && memcmp(name, field, want) == 0) {
+            *raw = v;
             found = true;
+        }
+        if (obj && obj->len < WEIR_JSON_INDEXED) {
+            obj->names[obj->len] = n;
+            obj->values[obj->len++] = v;
+        } else if (obj) {
+            obj->more = true;
         }
         ws(&c);
         if (c.p < c.end && *c.p == ',') {
@@ -532,7 +544,22 @@ static int field_value(weir_bytes json, const char *field, weir_bytes *raw) {
 end:
     ws(&c);
     if (c.p != c.end) return weir_reject("the value is not valid JSON (bytes after the object)");
-    return found ? 0 : weir_reject("field `%s` is missing", field);
+    return !field || found ? 0 : weir_reject("field `%s` is missing", field);
+}
+
+int weir_json_parse(weir_bytes json, weir_json_object *obj) { return walk_object(json, obj, NULL, NULL); }
+
+/* The raw value of `field` of a parsed object: 0, or -1 with the reason set. */
+static int lookup(const weir_json_object *obj, const char *field, weir_bytes *raw) {
+    size_t want = strlen(field);
+    for (size_t i = 0; i < obj->len; i++) {
+        if (obj->names[i].len == want && memcmp(obj->names[i].ptr, field, want) == 0) {
+            *raw = obj->values[i];
+            return 0;
+        }
+    }
+    if (obj->more) return walk_object(obj->json, NULL, field, raw);
+    return weir_reject("field `%s` is missing", field);
 }
 
 /* Copies a number's text into `buf`; -1 (reason set) when it is not a number. */
@@ -544,18 +571,16 @@ static int number_text(weir_bytes raw, const char *field, const char *expected, 
     return 0;
 }
 
-int weir_json_u64(weir_bytes json, const char *field, uint64_t *out) {
-    weir_bytes raw;
-    char buf[32];
+static int to_u64(weir_bytes raw, const char *field, uint64_t *out) {
     const char *expected = "an unsigned integer";
-    if (field_value(json, field, &raw)) return -1;
     /* The common case, digits only, without a copy. */
     if (raw.len > 0 && raw.len < 20) {
         uint64_t n = 0;
         size_t i = 0;
-        while (i < raw.len && raw.ptr[i] >= '0' && raw.ptr[i] <= '9') n = n * 10 + (raw.ptr[i++] - '0');
+        while (i < raw.len && raw.ptr[i] >= '0' && raw.ptr[i] <= '9') n = n * 10 + (uint64_t)(raw.ptr[i++] - '0');
         if (i == raw.len) return *out = n, 0;
     }
+    char buf[32];
     if (number_text(raw, field, expected, buf, sizeof buf)) return -1;
     char *end;
     errno = 0;
@@ -565,11 +590,10 @@ int weir_json_u64(weir_bytes json, const char *field, uint64_t *out) {
     return 0;
 }
 
-int weir_json_i64(weir_bytes json, const char *field, int64_t *out) {
-    weir_bytes raw;
-    char buf[32];
+static int to_i64(weir_bytes raw, const char *field, int64_t *out) {
     const char *expected = "an integer";
-    if (field_value(json, field, &raw) || number_text(raw, field, expected, buf, sizeof buf)) return -1;
+    char buf[32];
+    if (number_text(raw, field, expected, buf, sizeof buf)) return -1;
     char *end;
     errno = 0;
     long long n = strtoll(buf, &end, 10);
@@ -578,11 +602,10 @@ int weir_json_i64(weir_bytes json, const char *field, int64_t *out) {
     return 0;
 }
 
-int weir_json_f64(weir_bytes json, const char *field, double *out) {
-    weir_bytes raw;
-    char buf[64];
+static int to_f64(weir_bytes raw, const char *field, double *out) {
     const char *expected = "a number";
-    if (field_value(json, field, &raw) || number_text(raw, field, expected, buf, sizeof buf)) return -1;
+    char buf[64];
+    if (number_text(raw, field, expected, buf, sizeof buf)) return -1;
     char *end;
     double d = strtod(buf, &end);
     if (*end) return weir_reject("field `%s` is %s, expected %s", field, buf, expected);
@@ -590,14 +613,45 @@ int weir_json_f64(weir_bytes json, const char *field, double *out) {
     return 0;
 }
 
-int weir_json_str(weir_bytes json, const char *field, weir_bytes *out) {
-    weir_bytes raw;
-    if (field_value(json, field, &raw)) return -1;
+static int to_str(weir_bytes raw, const char *field, weir_bytes *out) {
     if (raw.len < 2 || raw.ptr[0] != '"')
         return weir_reject("field `%s` is %s, expected a string", field, kind_of(raw.ptr[0]));
     out->ptr = raw.ptr + 1;
     out->len = raw.len - 2;
     return 0;
+}
+
+int weir_json_get_u64(const weir_json_object *o, const char *f, uint64_t *out) {
+    weir_bytes raw;
+    return lookup(o, f, &raw) ? -1 : to_u64(raw, f, out);
+}
+int weir_json_get_i64(const weir_json_object *o, const char *f, int64_t *out) {
+    weir_bytes raw;
+    return lookup(o, f, &raw) ? -1 : to_i64(raw, f, out);
+}
+int weir_json_get_f64(const weir_json_object *o, const char *f, double *out) {
+    weir_bytes raw;
+    return lookup(o, f, &raw) ? -1 : to_f64(raw, f, out);
+}
+int weir_json_get_str(const weir_json_object *o, const char *f, weir_bytes *out) {
+    weir_bytes raw;
+    return lookup(o, f, &raw) ? -1 : to_str(raw, f, out);
+}
+int weir_json_u64(weir_bytes json, const char *f, uint64_t *out) {
+    weir_bytes raw;
+    return walk_object(json, NULL, f, &raw) ? -1 : to_u64(raw, f, out);
+}
+int weir_json_i64(weir_bytes json, const char *f, int64_t *out) {
+    weir_bytes raw;
+    return walk_object(json, NULL, f, &raw) ? -1 : to_i64(raw, f, out);
+}
+int weir_json_f64(weir_bytes json, const char *f, double *out) {
+    weir_bytes raw;
+    return walk_object(json, NULL, f, &raw) ? -1 : to_f64(raw, f, out);
+}
+int weir_json_str(weir_bytes json, const char *f, weir_bytes *out) {
+    weir_bytes raw;
+    return walk_object(json, NULL, f, &raw) ? -1 : to_str(raw, f, out);
 }
 
 /* ---- host services ---------------------------------------------------------- */

@@ -17,9 +17,11 @@ int weir_init(const weir_params *params) {
 }
 
 int weir_map(const weir_record *in, weir_out *out) {
+    weir_json_object bid;
     uint64_t auction, bidder, price, ts;
-    if (weir_json_u64(in->value, "auction", &auction) < 0 || weir_json_u64(in->value, "bidder", &bidder) < 0 ||
-        weir_json_u64(in->value, "price", &price) < 0 || weir_json_u64(in->value, "ts", &ts) < 0)
+    if (weir_json_parse(in->value, &bid) < 0 || weir_json_get_u64(&bid, "auction", &auction) < 0 ||
+        weir_json_get_u64(&bid, "bidder", &bidder) < 0 || weir_json_get_u64(&bid, "price", &price) < 0 ||
+        weir_json_get_u64(&bid, "ts", &ts) < 0)
         return -1;
     uint64_t millis = (uint64_t)round((double)price * rate * 1000.0);
     char frac[5] = {'.', (char)('0' + millis % 1000 / 100), (char)('0' + millis % 100 / 10),
