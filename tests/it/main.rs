@@ -7,6 +7,7 @@ mod containment;
 mod durability;
 mod input_errors;
 mod kafka;
+mod languages;
 mod manifest_errors;
 mod seed_examples;
 mod serve;
