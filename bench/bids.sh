@@ -32,7 +32,7 @@ udfs=$root/udf-examples/dist
 if [[ ${WEIR_BENCH_REBUILD:-0} == 1 || ! -x $weir || ! -f $udfs/currency@1.wasm ]]; then
     echo "bench/bids.sh: building weir and the example functions (first call)" >&2
     CARGO_TARGET_DIR=$WEIR_TARGET_DIR cargo build --quiet --release --workspace --bins --manifest-path "$root/Cargo.toml"
-    "$root/scripts/build-udfs" >/dev/null
+    "$root/scripts/build-udfs" rust >/dev/null
 fi
 parallelism=${WEIR_PARALLELISM:-$(nproc)}
 input=$(cd "$(dirname "$input")" && pwd)/$(basename "$input")

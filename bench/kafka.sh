@@ -18,7 +18,7 @@ weir=$WEIR_TARGET_DIR/release/weir
 udfs=$root/udf-examples/dist
 if [[ ! -x $weir || ! -f $udfs/currency@1.wasm ]]; then
     CARGO_TARGET_DIR=$WEIR_TARGET_DIR cargo build --quiet --release --workspace --bins --manifest-path "$root/Cargo.toml"
-    "$root/scripts/build-udfs" >/dev/null
+    "$root/scripts/build-udfs" rust >/dev/null
 fi
 work=$(mktemp -d)
 trap '"$root/scripts/kafka" stop $port; rm -rf "$work"' EXIT
