@@ -687,6 +687,15 @@ function hostError(e) {
   return e;
 }
 
+/** Runs a host import call, turning its error value into a WeirError. */
+function viaHost(call) {
+  try {
+    return call();
+  } catch (e) {
+    throw hostError(e);
+  }
+}
+
 function toI64(at) {
   if (typeof at === 'bigint') return at;
   if (at instanceof Date) at = at.getTime();
@@ -755,20 +764,12 @@ export class Context {
 
   /** Calls onTimer for this key once the watermark reaches `at` (ms). */
   registerTimer(at) {
-    try {
-      host.timers.register(this.key, toI64(at));
-    } catch (e) {
-      throw hostError(e);
-    }
+    viaHost(() => host.timers.register(this.key, toI64(at)));
   }
 
   /** Cancels the timer at `at`, if any. */
   deleteTimer(at) {
-    try {
-      host.timers.delete(this.key, toI64(at));
-    } catch (e) {
-      throw hostError(e);
-    }
+    viaHost(() => host.timers.delete(this.key, toI64(at)));
   }
 
   /** The current event-time watermark (ms). */
@@ -778,83 +779,47 @@ export class Context {
 
   /** The named value `name` of this key (Uint8Array), or undefined. */
   value(name) {
-    try {
-      return host.state.valueGet(this.key, name) ?? undefined;
-    } catch (e) {
-      throw hostError(e);
-    }
+    return viaHost(() => host.state.valueGet(this.key, name) ?? undefined);
   }
 
   /** Sets the named value `name` (string or bytes). */
   setValue(name, value) {
-    try {
-      host.state.valueSet(this.key, name, toBytes(value));
-    } catch (e) {
-      throw hostError(e);
-    }
+    viaHost(() => host.state.valueSet(this.key, name, toBytes(value)));
   }
 
   /** Removes the named state `name` (value, map or list). */
   clear(name) {
-    try {
-      host.state.clear(this.key, name);
-    } catch (e) {
-      throw hostError(e);
-    }
+    viaHost(() => host.state.clear(this.key, name));
   }
 
   /** An entry of the map `name` (Uint8Array), or undefined. */
   mapGet(name, field) {
-    try {
-      return host.state.mapGet(this.key, name, toBytes(field)) ?? undefined;
-    } catch (e) {
-      throw hostError(e);
-    }
+    return viaHost(() => host.state.mapGet(this.key, name, toBytes(field)) ?? undefined);
   }
 
   /** Sets an entry of the map `name`. */
   mapPut(name, field, value) {
-    try {
-      host.state.mapPut(this.key, name, toBytes(field), toBytes(value));
-    } catch (e) {
-      throw hostError(e);
-    }
+    viaHost(() => host.state.mapPut(this.key, name, toBytes(field), toBytes(value)));
   }
 
   /** Removes an entry of the map `name`. */
   mapRemove(name, field) {
-    try {
-      host.state.mapRemove(this.key, name, toBytes(field));
-    } catch (e) {
-      throw hostError(e);
-    }
+    viaHost(() => host.state.mapRemove(this.key, name, toBytes(field)));
   }
 
   /** Every entry of the map `name` as [field, value] pairs of Uint8Arrays, ordered by field. */
   mapEntries(name) {
-    try {
-      return host.state.mapEntries(this.key, name);
-    } catch (e) {
-      throw hostError(e);
-    }
+    return viaHost(() => host.state.mapEntries(this.key, name));
   }
 
   /** The items of the list `name` (Uint8Arrays), oldest first. */
   list(name) {
-    try {
-      return host.state.listGet(this.key, name);
-    } catch (e) {
-      throw hostError(e);
-    }
+    return viaHost(() => host.state.listGet(this.key, name));
   }
 
   /** Appends to the list `name`. */
   listAppend(name, item) {
-    try {
-      host.state.listAppend(this.key, name, toBytes(item));
-    } catch (e) {
-      throw hostError(e);
-    }
+    viaHost(() => host.state.listAppend(this.key, name, toBytes(item)));
   }
 }
 
