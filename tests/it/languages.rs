@@ -235,3 +235,28 @@ fn a_python_function_stays_within_its_recycle_threshold_on_a_long_run() -> anyho
     assert!(!step.contains("failed calls"), "{summary}");
     Ok(())
 }
+
+#[test]
+fn every_language_logs_with_the_function_name_version_and_subtask() -> anyhow::Result<()> {
+    check_built();
+    let path = repo().join("deploy/data/sensors.ndjson");
+    for (language, suffix) in LANGUAGES {
+        let s = Scratch::new();
+        let source = format!("file: {{ path: {}, format: json }}", path.display());
+        let steps = format!(
+            "  - key_by: {{ field: /sensor }}\n  - process: {{ udf: anomaly{suffix}@1, params: {{ warmup: 20 }} }}"
+        );
+        let log = s.run(&pipeline("logs", 2, &source, &steps)).ok()?.stderr();
+        for subtask in 0..2 {
+            let line = log
+                .lines()
+                .find(|l| l.contains(&format!("\"anomaly{suffix}@1 subtask {subtask}\"")))
+                .unwrap_or_else(|| panic!("{language}: no line of subtask {subtask}:\n{log}"));
+            assert!(
+                line.contains("watching `value`: anomalies after 20 readings, silence after 60000 ms"),
+                "{language}: {line}"
+            );
+        }
+    }
+    Ok(())
+}

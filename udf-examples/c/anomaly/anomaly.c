@@ -35,6 +35,8 @@ int weir_init(const weir_params *params) {
     const char *f = weir_param(params, "field");
     if (f && strlen(f) >= sizeof field) return weir_error(WEIR_INVALID_PARAMS, "`field` is too long");
     strcpy(field, f ? f : "value");
+    weir_log(WEIR_INFO, "watching `%s`: anomalies after %llu readings, silence after %lld ms", field,
+             (unsigned long long)warmup, (long long)silence_ms);
     return 0;
 }
 

@@ -29,6 +29,7 @@ export const { lifecycle, processor } = weir.process({
     this.threshold = params.number('threshold', 3.0);
     this.warmup = params.uint('warmup', 5);
     this.silenceMs = params.int('silence_ms', 60000);
+    weir.info(`watching \`${this.field}\`: anomalies after ${this.warmup} readings, silence after ${this.silenceMs} ms`);
   },
 
   process(ctx, record) {

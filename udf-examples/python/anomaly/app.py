@@ -31,6 +31,7 @@ class Detector(weir.Process):
         self.threshold = params.float("threshold", 3.0)
         self.warmup = params.int("warmup", 5, min=0, max=weir.U64_MAX)
         self.silence_ms = params.int("silence_ms", 60_000, min=weir.I64_MIN, max=weir.I64_MAX)
+        weir.info(f"watching `{self.field}`: anomalies after {self.warmup} readings, silence after {self.silence_ms} ms")
 
     def process(self, ctx, record, out):
         value = record.object().f64(self.field)

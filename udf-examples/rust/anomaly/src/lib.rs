@@ -31,12 +31,17 @@ impl Process for Detector {
 
     fn init(params: &Params) -> Result<Self> {
         params.allow_only(&["field", "threshold", "warmup", "silence_ms"])?;
-        Ok(Detector {
+        let detector = Detector {
             field: params.get("field").unwrap_or("value").to_string(),
             threshold: params.parse("threshold")?.unwrap_or(3.0),
             warmup: params.parse("warmup")?.unwrap_or(5),
             silence_ms: params.parse("silence_ms")?.unwrap_or(60_000),
-        })
+        };
+        weir_sdk::info(&format!(
+            "watching `{}`: anomalies after {} readings, silence after {} ms",
+            detector.field, detector.warmup, detector.silence_ms
+        ));
+        Ok(detector)
     }
 
     fn process(&self, ctx: &mut Context<'_, Stats>, record: &Record, out: &mut Emitter) -> Result<()> {
