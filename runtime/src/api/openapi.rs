@@ -67,7 +67,7 @@ pub fn document() -> Value {
             },
             "/v1/pipelines/{id}/stop": { "post": op("Stop at a savepoint", None, ("200", "The stopped pipeline"), &["401", "404", "409"]) },
             "/v1/pipelines/{id}/resume": { "post": op("Start again from the newest checkpoint or savepoint", None, ("200", "The pipeline"), &["400", "401", "404", "409"]) },
-            "/v1/pipelines/{id}/savepoints": { "post": op("Take a savepoint", None, ("201", "The savepoint directory"), &["401", "404", "409"]) },
+            "/v1/pipelines/{id}/savepoints": { "post": op("Take a savepoint", None, ("201", "The savepoint's name, e.g. `{\"savepoint\": \"savepoint-3\"}`"), &["401", "404", "409"]) },
             "/v1/pipelines/{id}/steps/{step}": { "put": op("Swap a step's function version at a checkpoint barrier (rolled back if it fails init or its error budget)", Some(("application/json", "Swap")), ("200", "What happened: outcome swapped or rolled_back"), &["400", "401", "404", "409"]) },
             "/v1/pipelines/{id}/records": { "post": op("Append records to the pipeline's http source (durable when acknowledged)", Some(("text/plain", "Records")), ("200", "How many were accepted"), &["400", "401", "404", "409", "413"]) },
             "/v1/pipelines/{id}/output": { "get": op("The newest committed output lines (?limit=N, default 100)", None, ("200", "Lines"), AUTH) }

@@ -5,6 +5,7 @@
 
 pub mod db;
 mod pipelines;
+mod redact;
 mod registry;
 
 pub use pipelines::{PipelineView, StepView, SwapRequest, SwapView};
@@ -184,7 +185,10 @@ fn check_name(what: &str, name: &str) -> Result<(), ControlError> {
 
 impl Platform {
     /// Opens the data directory and starts every pipeline that was running.
-    pub fn start(config: PlatformConfig, host: WasmHost) -> Result<Platform, ControlError> {
+    pub fn start(mut config: PlatformConfig, host: WasmHost) -> Result<Platform, ControlError> {
+        // Absolute, so every path handed to the engine has one form to redact.
+        config.data_dir = std::path::absolute(&config.data_dir)
+            .map_err(|e| ControlError::internal(format!("the data directory: {e}")))?;
         let dir = &config.data_dir;
         for sub in ["udfs", "pipelines"] {
             std::fs::create_dir_all(dir.join(sub))
@@ -200,6 +204,12 @@ impl Platform {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.config.data_dir
+    }
+
+    /// `e` as a caller may see it: no server path in its message (see [`redact`]).
+    pub fn redact(&self, mut e: ControlError) -> ControlError {
+        e.message = redact::redact(&e.message, &self.config.data_dir);
+        e
     }
 
     /// Who holds `token`.

@@ -6,6 +6,7 @@
 use super::db::{Db, PipelineRow};
 mod manifest;
 
+use super::redact::{checkpoint_name, redact};
 use super::{tenant, Caller, ControlError, Platform, Tenant};
 use crate::connector::journal::Journal;
 use crate::connector::now_ms;
@@ -191,6 +192,11 @@ impl Pipelines {
         Pipelines { root, running: Mutex::new(HashMap::new()), journals: Mutex::new(HashMap::new()) }
     }
 
+    /// `text` without the server's paths (see [`super::redact`]).
+    fn redact(&self, text: &str) -> String {
+        redact(text, self.root.parent().unwrap_or(&self.root))
+    }
+
     fn dir(&self, id: &str) -> PathBuf {
         self.root.join(id)
     }
@@ -236,7 +242,7 @@ impl Pipelines {
             current: Mutex::new(current),
             status: Mutex::new(("running".into(), None)),
             swaps: Mutex::new(Vec::new()),
-            resumed_from: job.resumed_from().map(|d| d.display().to_string()),
+            resumed_from: job.resumed_from().map(|d| checkpoint_name(&d.display().to_string())),
             thread: Mutex::new(None),
             swapping: Mutex::new(()),
         });
@@ -270,7 +276,7 @@ impl Pipelines {
             tenant: row.tenant.clone(),
             status: row.status.clone(),
             desired: row.desired.clone(),
-            error: row.error.clone(),
+            error: row.error.as_deref().map(|e| self.redact(e)),
             created_ms: row.created_ms,
             steps: Vec::new(),
             watermark: None,
@@ -283,7 +289,7 @@ impl Pipelines {
         if let Ok(list) = db.checkpoints(&row.id, 1) {
             if let Some((id, _, path, took, at)) = list.into_iter().next() {
                 v.checkpoints = CheckpointView {
-                    latest: Some(path),
+                    latest: Some(checkpoint_name(&path)),
                     latest_id: Some(id),
                     last_duration_ms: Some(took),
                     last_completed_ms: Some(at),
@@ -293,6 +299,7 @@ impl Pipelines {
         }
         let Some(r) = running else { return v };
         (v.status, v.error) = r.status();
+        v.error = v.error.map(|e| self.redact(&e));
         v.resumed_from = r.resumed_from.clone();
         let progress = r.controls.progress();
         (v.checkpoints.completed, v.checkpoints.failed) = (progress.completed, progress.failed);
@@ -304,7 +311,7 @@ impl Pipelines {
             let index = (i >= r.first_step && i < last).then(|| i - r.first_step);
             let mut s = StepView {
                 index,
-                label: label.clone(),
+                label: self.redact(label),
                 udf: index.and_then(|x| current.get(&x).cloned()),
                 records_in: StepMetrics::get(&m.records_in),
                 records_out: StepMetrics::get(&m.records_out),
@@ -564,7 +571,7 @@ impl Platform {
         while Instant::now() < deadline {
             let now = r.controls.progress();
             if let Some(sp) = now.savepoints.get(before.savepoints.len()) {
-                return Ok(sp.display().to_string());
+                return Ok(checkpoint_name(&sp.display().to_string()));
             }
             if now.failed > before.failed {
                 return Err(ControlError::internal("the savepoint failed (see the server's log)"));

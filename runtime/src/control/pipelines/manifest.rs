@@ -9,6 +9,33 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+/// The sources a tenant may declare under `weir serve`: an allow-list, not
+/// a deny-list, so a source kind added to the engine later (or one that takes
+/// an address or client properties, like `kafka`: an SSRF into the server's
+/// network, and `plugin.library.paths` loads a library of the tenant's
+/// choosing) stays unavailable until someone decides it is safe to host.
+/// Neither of these reads anything of the server's: `http` reads the
+/// pipeline's own ingest journal, `bids` generates its records.
+pub const SERVE_SOURCES: [&str; 2] = ["http", "bids"];
+
+/// Admits `source` only when it names exactly one allowed kind.
+fn check_source(source: Option<&Value>) -> Result<(), String> {
+    let allowed = SERVE_SOURCES.join(", ");
+    let Some(Value::Mapping(source)) = source else {
+        return Err(format!("source: expected a mapping naming one of: {allowed}"));
+    };
+    let kinds: Vec<&str> =
+        source.keys().filter_map(Value::as_str).filter(|k| !matches!(*k, "event_time" | "watermark")).collect();
+    for kind in &kinds {
+        if !SERVE_SOURCES.contains(kind) {
+            return Err(format!(
+                "source.{kind}: not available under `weir serve` (a hosted pipeline may not reach the server's files, terminal or network); sources available here: {allowed}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Turns a submitted manifest into the one the server runs: only sources
 /// that need no access to the server's files (`http`, `bids`); the sink,
 /// dead letters, checkpoints and state in the pipeline's directory.
@@ -16,15 +43,7 @@ pub(super) fn serve_manifest(text: &str, dir: &Path, steps: &str) -> Result<Mani
     let bad = |m: String| ControlError::bad_request("invalid_manifest", m);
     let mut doc: Value = serde_norway::from_str(text).map_err(|e| bad(format!("not YAML or JSON: {e}")))?;
     let map = doc.as_mapping_mut().ok_or_else(|| bad("the manifest must be a mapping".into()))?;
-    if let Some(source) = map.get("source").and_then(Value::as_mapping) {
-        for kind in ["file", "stdin", "socket"] {
-            if source.contains_key(kind) {
-                return Err(bad(format!(
-                    "source.{kind}: not available under `weir serve` (a pipeline cannot read the server's files or terminal); use `http` (POST /v1/pipelines/ID/records) or `bids`"
-                )));
-            }
-        }
-    }
+    check_source(map.get("source")).map_err(bad)?;
     for key in ["dead_letter", "late"] {
         if map.contains_key(key) {
             return Err(bad(format!(
@@ -71,6 +90,14 @@ pub(super) fn serve_manifest(text: &str, dir: &Path, steps: &str) -> Result<Mani
     }
     let rewritten = serde_norway::to_string(&doc).map_err(|e| ControlError::internal(e.to_string()))?;
     let mut m = Manifest::parse(&rewritten, dir).map_err(|e| bad(e.to_string()))?;
+    // The same rule on the parsed manifest: whatever the document's shape,
+    // only these kinds reach the engine.
+    if !matches!(m.source.kind, SourceKind::Http { .. } | SourceKind::Bids { .. }) {
+        return Err(bad(format!(
+            "source: not available under `weir serve`; sources available here: {}",
+            SERVE_SOURCES.join(", ")
+        )));
+    }
     if let SourceKind::Http { journal } = &mut m.source.kind {
         *journal = Some(dir.join("ingest.log"));
     }
@@ -138,10 +165,28 @@ mod tests {
     }
 
     #[test]
+    fn kafka_with_a_tenant_chosen_library_or_broker_is_refused_under_serve() {
+        // librdkafka dlopens `plugin.library.paths` when the client is made,
+        // and `brokers` would make the server connect wherever the tenant says.
+        let text = "name: a\nsource:\n  kafka:\n    brokers: 10.0.0.1:9092\n    topic: t\n    group: g\n    properties: { plugin.library.paths: /data/pipelines/p-1/output/part-0.txt }\n";
+        let e = serve_manifest(text, Path::new("/d"), "{}").unwrap_err();
+        assert_eq!(e.kind, super::super::super::ErrorKind::BadRequest);
+        assert!(e.message.starts_with("source.kafka: not available under `weir serve`"), "{e}");
+        assert!(e.message.contains("sources available here: http, bids"), "{e}");
+        for allowed in ["name: a\nsource: { http: {} }\n", "name: a\nsource: { bids: { count: 3 } }\n"] {
+            serve_manifest(allowed, Path::new("/d"), "{}").unwrap_or_else(|e| panic!("{allowed}: {e}"));
+        }
+    }
+
+    #[test]
     fn server_files_and_paths_are_refused_with_the_reason() {
         let dir = Path::new("/d");
         for (text, expect) in [
             ("name: a\nsource: { file: { path: /etc/passwd } }\n", "source.file: not available under `weir serve`"),
+            ("name: a\nsource: { stdin: {} }\n", "source.stdin: not available"),
+            ("name: a\nsource: { socket: { port: 22 } }\n", "source.socket: not available"),
+            ("name: a\nsource: { http: {}, future_kind: {} }\n", "source.future_kind: not available"),
+            ("name: a\nsource: [http]\n", "source: expected a mapping naming one of: http, bids"),
             ("name: a\nsource: { http: {} }\nsink: { file: { dir: /tmp } }\n", "sink: under `weir serve`"),
             ("name: a\nsource: { http: {} }\ncheckpoint: { dir: /tmp }\n", "checkpoint.dir: chosen by the server"),
             ("name: a\nsource: { http: {} }\ndead_letter: { stderr: {} }\n", "dead_letter: chosen by the server"),

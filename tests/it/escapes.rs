@@ -1,0 +1,116 @@
+//! A tenant of `weir serve` reaching outside its box (issue 17): each test is
+//! named for the attack and checks the outcome (a 4xx, nothing loaded,
+//! nothing connected to, no server path in any response).
+
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use weir_tests::server::Server;
+use weir_tests::Scratch;
+
+/// A shared library whose constructor creates `marker`: what librdkafka's
+/// `plugin.library.paths` would `dlopen` in the server.
+fn library_that_leaves_a_mark(s: &Scratch, marker: &Path) -> std::path::PathBuf {
+    let source = s.join("mark.c");
+    std::fs::write(
+        &source,
+        format!(
+            "#include <stdio.h>\n__attribute__((constructor)) static void mark(void) {{ FILE *f = fopen(\"{}\", \"w\"); if (f) fclose(f); }}\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let lib = s.join("libmark.so");
+    let status = Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(&lib).arg(&source).status();
+    assert!(status.is_ok_and(|s| s.success()), "cc could not build the test library (scripts/deps installs gcc)");
+    lib
+}
+
+#[test]
+fn a_tenant_cannot_make_the_server_load_its_library_or_connect_where_it_says() {
+    let s = Scratch::new();
+    let server = Server::start(&s.join("data")).expect("server");
+    let token = server.tenant("mallory", json!({}));
+    let marker = s.join("constructor-ran");
+    let lib = library_that_leaves_a_mark(&s, &marker);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let brokers = listener.local_addr().unwrap().to_string();
+    for (what, manifest) in [
+        (
+            "kafka source",
+            format!(
+                "name: evil\nsource:\n  kafka:\n    brokers: {brokers}\n    topic: t\n    group: g\n    properties: {{ plugin.library.paths: {} }}\n",
+                lib.display()
+            ),
+        ),
+        ("socket source", format!("name: evil\nsource: {{ socket: {{ port: {} }} }}\n", &brokers[brokers.rfind(':').unwrap() + 1..])),
+        (
+            "kafka sink",
+            format!("name: evil\nsource: {{ http: {{}} }}\nsink: {{ kafka: {{ brokers: {brokers}, topic: t }} }}\n"),
+        ),
+    ] {
+        let (status, body) = server.call("POST", "/v1/pipelines", &token, "application/yaml", manifest.as_bytes());
+        assert_eq!(status, 400, "{what}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("not available under `weir serve`") || message.starts_with("sink:"), "{what}: {body}");
+    }
+    // Nothing was created that could start later (at a restart, say).
+    assert_eq!(server.get("/v1/pipelines", &token)["pipelines"].as_array().map(Vec::len), Some(0));
+    assert!(!marker.exists(), "the server loaded the tenant's library");
+    assert!(listener.accept().is_err(), "the server connected to the tenant's address");
+}
+
+fn wait_for(server: &Server, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = server.get(path, token);
+        if done(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{path} never got there: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn no_response_tells_a_tenant_where_the_server_keeps_its_files() {
+    let s = Scratch::new();
+    let data = s.join("data");
+    let server = Server::start(&data).expect("server");
+    let token = server.tenant("mallory", json!({}));
+    let id = server.pipeline(&token, "name: p\nsource: { http: { format: lines } }\ncheckpoint: { interval: 100ms }\n");
+    server.send(&token, &id, &["a".to_string(), "b".to_string()]);
+    let path = format!("/v1/pipelines/{id}");
+    let mut bodies: Vec<String> = Vec::new();
+    let view = wait_for(&server, &path, &token, |v| v["checkpoints"]["latest_id"].as_u64().is_some_and(|n| n >= 2));
+    let latest = view["checkpoints"]["latest"].as_str().unwrap().to_string();
+    assert!(latest.starts_with("chk-"), "{view}");
+    bodies.push(view.to_string());
+    let (status, sp) = server.call("POST", &format!("{path}/savepoints"), &token, "", b"");
+    assert_eq!(status, 201, "{sp}");
+    assert!(sp["savepoint"].as_str().unwrap().starts_with("savepoint-"), "{sp}");
+    bodies.push(sp.to_string());
+    for action in ["stop", "resume"] {
+        let (status, v) = server.call("POST", &format!("{path}/{action}"), &token, "", b"");
+        assert_eq!(status, 200, "{action}: {v}");
+        bodies.push(v.to_string());
+    }
+    let view = server.get(&path, &token);
+    assert!(view["resumed_from"].as_str().unwrap().starts_with("savepoint-"), "{view}");
+    bodies.push(view.to_string());
+    bodies.push(server.get("/v1/pipelines", &token).to_string());
+    // An error about one of the pipeline's files names it relative to the pipeline.
+    let output = data.join("pipelines").join(&id).join("output");
+    std::fs::create_dir_all(output.join("part-0-999999.txt")).unwrap();
+    let (status, err) = server.call("GET", &format!("{path}/output"), &token, "", b"");
+    assert_eq!(status, 500, "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().starts_with("output/part-0-999999.txt:"), "{err}");
+    bodies.push(err.to_string());
+    let absolute = std::path::absolute(&data).unwrap().display().to_string();
+    for body in &bodies {
+        assert!(!body.contains(&absolute), "a response names the data directory: {body}");
+    }
+}
