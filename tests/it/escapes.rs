@@ -114,3 +114,31 @@ fn no_response_tells_a_tenant_where_the_server_keeps_its_files() {
         assert!(!body.contains(&absolute), "a response names the data directory: {body}");
     }
 }
+
+#[test]
+fn a_window_explosion_is_refused_and_a_stored_one_beyond_a_tightened_bound_fails_alone() {
+    let s = Scratch::new();
+    let data = s.join("data");
+    let server = Server::start(&data).expect("server");
+    let token = server.tenant("mallory", json!({}));
+    let window = |size: &str| {
+        format!("name: w\nsource: {{ http: {{}} }}\nsteps:\n  - key_by: {{ field: /k }}\n  - window: {{ sliding: {{ size: {size}, slide: 1ms }}, time: processing }}\n    aggregate: {{ builtin: count }}\n")
+    };
+    let (status, body) = server.call("POST", "/v1/pipelines", &token, "application/yaml", window("100000d").as_bytes());
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("`max_windows_per_record`"), "{body}");
+    // Within today's bounds, then the operator tightens them: the stored
+    // pipeline fails with the reason at the next start; the server and the
+    // other pipeline run on (before, a replayed explosion crash-looped the server).
+    let wide = server.pipeline(&token, &window("500ms"));
+    let plain =
+        server.pipeline(&token, "name: p\nsource: { http: { format: lines } }\ncheckpoint: { interval: 100ms }\n");
+    drop(server);
+    let server = Server::start_with(&data, &["--bound", "max_windows_per_record=10"]).expect("restart");
+    let view = server.get(&format!("/v1/pipelines/{wide}"), &token);
+    assert_eq!(view["status"], "failed", "{view}");
+    assert!(view["error"].as_str().unwrap().contains("`max_windows_per_record`"), "{view}");
+    server.send(&token, &plain, &["still here".to_string()]);
+    let out = server.wait_output(&plain, Duration::from_secs(30), |l| !l.is_empty()).unwrap();
+    assert_eq!(out, vec!["still here".to_string()]);
+}

@@ -91,3 +91,31 @@ fn junk_and_core_modules_are_named_as_such() {
     let run = s.weir(&["udf", "inspect", core.to_str().unwrap_or_default()], None);
     assert!(run.stderr().contains("core WebAssembly module, not a component"), "{}", run.stderr());
 }
+
+#[test]
+fn a_window_that_puts_each_record_in_ten_trillion_windows_is_refused() {
+    // Issue 17: this ran out of memory and aborted on three records.
+    refused(
+        &manifest("  - key_by: { field: /a }\n  - window: { sliding: { size: 100000d, slide: 1ms }, time: processing }\n    aggregate: { builtin: count }"),
+        &["steps[1].window.sliding", "8640000000000 windows", "`max_windows_per_record`"],
+    );
+}
+
+#[test]
+fn the_operator_may_raise_a_bound_with_a_flag() {
+    let s = Scratch::new();
+    s.write("in.txt", "{\"a\":1}\n");
+    let m = s.write(
+        "p.yaml",
+        manifest("  - key_by: { field: /a }\n  - window: { sliding: { size: 2s, slide: 1ms }, time: processing }\n    aggregate: { builtin: count }"),
+    );
+    let m = m.to_str().unwrap();
+    let refused = s.weir(&["run", m], None);
+    assert_eq!(refused.code(), Some(EXIT_INVALID), "{}", refused.stderr());
+    assert!(refused.stderr().contains("2000 windows"), "{}", refused.stderr());
+    let typo = s.weir(&["run", m, "--bound", "max_windowz=5"], None);
+    assert_eq!(typo.code(), Some(EXIT_INVALID));
+    assert!(typo.stderr().contains("unknown bound `max_windowz`"), "{}", typo.stderr());
+    let allowed = s.weir(&["run", m, "--bound", "max_windows_per_record=2000"], None);
+    assert_eq!(allowed.code(), Some(0), "{}", allowed.stderr());
+}

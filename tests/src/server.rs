@@ -29,9 +29,15 @@ pub struct Server {
 impl Server {
     /// Starts `weir serve` on port 0 with `data_dir`; waits until it listens.
     pub fn start(data_dir: &Path) -> Result<Server> {
+        Server::start_with(data_dir, &[])
+    }
+
+    /// As [`Server::start`], with more arguments (`--bound NAME=VALUE`, say).
+    pub fn start_with(data_dir: &Path, args: &[&str]) -> Result<Server> {
         let mut child = Command::new(weir_bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(args)
             .env("WEIR_ADMIN_TOKEN", ADMIN)
             .env("WEIR_CACHE_DIR", "")
             .stdout(Stdio::null())

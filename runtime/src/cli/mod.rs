@@ -8,6 +8,7 @@ mod udf;
 
 use client::{Client, PipelineAction};
 
+use crate::manifest::Bounds;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +56,13 @@ enum Command {
         /// partitions to the others (with --worker).
         #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
         session_timeout: std::time::Duration,
+        /// Changes a bound on what a manifest may ask for, e.g. `--bound
+        /// max_windows_per_record=5000` (repeatable). Bounds: max_parallelism
+        /// (128), max_key_groups (32768), max_windows_per_record (1000),
+        /// max_count_window (100000), max_session_gap (7d), max_batch_size
+        /// (65536), min_checkpoint_interval (10ms; 100ms under `weir serve`).
+        #[arg(long = "bound", value_name = "NAME=VALUE")]
+        bounds: Vec<String>,
     },
     /// Runs the API server and the executor (pipelines survive restarts).
     Serve {
@@ -67,6 +75,13 @@ enum Command {
         /// The admin token (default: DATA_DIR/admin-token, made on first start).
         #[arg(long, env = "WEIR_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
+        /// Changes a bound on what a manifest may ask for, e.g. `--bound
+        /// max_windows_per_record=5000` (repeatable). Bounds: max_parallelism
+        /// (128), max_key_groups (32768), max_windows_per_record (1000),
+        /// max_count_window (100000), max_session_gap (7d), max_batch_size
+        /// (65536), min_checkpoint_interval (10ms; 100ms under `weir serve`).
+        #[arg(long = "bound", value_name = "NAME=VALUE")]
+        bounds: Vec<String>,
     },
     /// Works with function components (locally, or on a server).
     Udf {
@@ -200,16 +215,35 @@ enum UdfCommand {
     },
 }
 
+/// `base` with each `NAME=VALUE` of `--bound` applied; `None` (after saying
+/// why) when one is not a bound or not a valid value.
+fn bounds_from(flags: &[String], base: Bounds) -> Option<Bounds> {
+    let mut bounds = base;
+    for flag in flags {
+        let applied = match flag.split_once('=') {
+            Some((name, value)) => bounds.set(name.trim(), value),
+            None => Err(format!("`{flag}`: expected NAME=VALUE")),
+        };
+        if let Err(e) = applied {
+            eprintln!("weir: --bound {e}");
+            return None;
+        }
+    }
+    Some(bounds)
+}
+
 /// Runs the command line; returns the process exit code.
 pub fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { manifest, udf_dirs, quiet, parallelism, from, worker: false, .. } => {
-            run::run(run::RunOptions { manifest, udf_dirs, quiet, parallelism, from }, wasm_config())
+        Command::Run { manifest, udf_dirs, quiet, parallelism, from, worker: false, bounds, .. } => {
+            let Some(bounds) = bounds_from(&bounds, Bounds::default()) else { return ExitCode::from(EXIT_INVALID) };
+            run::run(run::RunOptions { manifest, udf_dirs, quiet, parallelism, from, bounds }, wasm_config())
         }
-        Command::Run { manifest, udf_dirs, quiet, worker: true, session_timeout, .. } => {
-            run::worker(&manifest, udf_dirs, quiet, session_timeout, wasm_config())
+        Command::Run { manifest, udf_dirs, quiet, worker: true, session_timeout, bounds, .. } => {
+            let Some(bounds) = bounds_from(&bounds, Bounds::default()) else { return ExitCode::from(EXIT_INVALID) };
+            run::worker(&manifest, udf_dirs, quiet, session_timeout, &bounds, wasm_config())
         }
         Command::Udf { command: UdfCommand::Inspect { file } } => udf::inspect(&file),
         Command::Udf { command: UdfCommand::Upload { udf, file, server } } => {
@@ -217,7 +251,10 @@ pub fn main() -> ExitCode {
         }
         Command::Udf { command: UdfCommand::List { server } } => client::udf_list(&server.client()),
         Command::Udf { command: UdfCommand::Delete { udf, server } } => client::udf_delete(&server.client(), &udf),
-        Command::Serve { listen, data_dir, admin_token } => serve::serve(&listen, data_dir, admin_token, wasm_config()),
+        Command::Serve { listen, data_dir, admin_token, bounds } => {
+            let Some(bounds) = bounds_from(&bounds, Bounds::hosted()) else { return ExitCode::from(EXIT_INVALID) };
+            serve::serve(&listen, data_dir, admin_token, bounds, wasm_config())
+        }
         Command::Tenant { server, command } => {
             let TenantCommand::Create {
                 name,

@@ -3,7 +3,7 @@
 use super::{EXIT_FAILED, EXIT_INVALID};
 use crate::exec::Controls;
 use crate::job::{Job, Summary, UdfDirs};
-use crate::manifest::Manifest;
+use crate::manifest::{Bounds, Manifest};
 use crate::wasm::{WasmConfig, WasmHost};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,11 +16,13 @@ pub(super) struct RunOptions {
     pub quiet: bool,
     pub parallelism: Option<u32>,
     pub from: Option<PathBuf>,
+    /// What the manifest may ask for.
+    pub bounds: Bounds,
 }
 
 pub(super) fn run(o: RunOptions, wasm: WasmConfig) -> ExitCode {
     let manifest = o.manifest.as_path();
-    let mut m = match Manifest::load(manifest) {
+    let mut m = match Manifest::load_within(manifest, &o.bounds) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("weir: {}: {e}", manifest.display());
@@ -81,10 +83,11 @@ pub(super) fn worker(
     udf_dirs: Vec<PathBuf>,
     quiet: bool,
     session: std::time::Duration,
+    bounds: &Bounds,
     wasm: WasmConfig,
 ) -> ExitCode {
     use crate::job::worker::{self, WorkerOptions};
-    let m = match Manifest::load(manifest) {
+    let m = match Manifest::load_within(manifest, bounds) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("weir: {}: {e}", manifest.display());

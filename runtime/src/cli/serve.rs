@@ -2,6 +2,7 @@
 
 use super::EXIT_FAILED;
 use crate::control::{Platform, PlatformConfig};
+use crate::manifest::Bounds;
 use crate::wasm::{WasmConfig, WasmHost};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -30,7 +31,13 @@ fn admin_token(given: Option<String>, data_dir: &Path) -> Result<String, String>
     Ok(token)
 }
 
-pub(super) fn serve(listen: &str, data_dir: PathBuf, admin: Option<String>, wasm: WasmConfig) -> ExitCode {
+pub(super) fn serve(
+    listen: &str,
+    data_dir: PathBuf,
+    admin: Option<String>,
+    bounds: Bounds,
+    wasm: WasmConfig,
+) -> ExitCode {
     let fail = |m: String| {
         eprintln!("weir: {m}");
         ExitCode::from(EXIT_FAILED)
@@ -60,7 +67,7 @@ pub(super) fn serve(listen: &str, data_dir: PathBuf, admin: Option<String>, wasm
         Ok(l) => l,
         Err(e) => return fail(format!("cannot listen on {listen}: {e}")),
     };
-    let platform = match Platform::start(PlatformConfig { data_dir: data_dir.clone(), admin_token }, host) {
+    let platform = match Platform::start(PlatformConfig { data_dir: data_dir.clone(), admin_token, bounds }, host) {
         Ok(p) => Arc::new(p),
         Err(e) => return fail(e.to_string()),
     };

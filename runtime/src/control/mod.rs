@@ -12,6 +12,7 @@ pub use pipelines::{PipelineView, StepView, SwapRequest, SwapView};
 pub use registry::Upload;
 
 use crate::connector::now_ms;
+use crate::manifest::Bounds;
 use crate::wasm::WasmHost;
 use db::{Db, TenantRow};
 use pipelines::Pipelines;
@@ -144,6 +145,8 @@ pub struct PlatformConfig {
     pub data_dir: PathBuf,
     /// The admin token.
     pub admin_token: String,
+    /// What a tenant's manifest may ask for.
+    pub bounds: Bounds,
 }
 
 /// The control plane: metadata, the registry, running pipelines.
@@ -195,7 +198,7 @@ impl Platform {
                 .map_err(|e| ControlError::internal(format!("cannot create {}: {e}", dir.join(sub).display())))?;
         }
         let db = std::sync::Arc::new(Db::open(&dir.join("meta.db"))?);
-        let pipelines = Pipelines::new(dir.join("pipelines"));
+        let pipelines = Pipelines::new(dir.join("pipelines"), config.bounds);
         let platform = Platform { db, config, host, pipelines };
         platform.pipelines.resume_all(&platform)?;
         Ok(platform)

@@ -12,7 +12,7 @@ use crate::connector::journal::Journal;
 use crate::connector::now_ms;
 use crate::exec::Controls;
 use crate::job::{Job, JobError, SwapTarget};
-use crate::manifest::SourceKind;
+use crate::manifest::{Bounds, SourceKind};
 use crate::operator::swap::{Probation, SwapPhase};
 use crate::operator::StepMetrics;
 use crate::types::UdfRef;
@@ -179,6 +179,7 @@ impl Running {
 /// The pipelines of this server.
 pub(super) struct Pipelines {
     root: PathBuf,
+    bounds: Bounds,
     running: Mutex<HashMap<String, Arc<Running>>>,
     journals: Mutex<HashMap<String, Arc<Journal>>>,
 }
@@ -188,8 +189,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Pipelines {
-    pub(super) fn new(root: PathBuf) -> Pipelines {
-        Pipelines { root, running: Mutex::new(HashMap::new()), journals: Mutex::new(HashMap::new()) }
+    pub(super) fn new(root: PathBuf, bounds: Bounds) -> Pipelines {
+        Pipelines { root, bounds, running: Mutex::new(HashMap::new()), journals: Mutex::new(HashMap::new()) }
     }
 
     /// `text` without the server's paths (see [`super::redact`]).
@@ -227,7 +228,7 @@ impl Pipelines {
     /// Builds and starts `row` (continuing from its newest checkpoint).
     fn start(&self, p: &Platform, t: &Tenant, row: &PipelineRow) -> Result<(), ControlError> {
         let dir = self.dir(&row.id);
-        let mut m = serve_manifest(&row.manifest, &dir, &row.steps)?;
+        let mut m = serve_manifest(&row.manifest, &dir, &row.steps, &self.bounds)?;
         apply_quotas(&mut m, t)?;
         let job = Job::build(&m, &p.host, &p.catalog(&t.id), None).map_err(|e| match e {
             JobError::Failed(m) => ControlError::internal(m),
@@ -350,7 +351,7 @@ impl Pipelines {
                 Some(r) => lock(&r.current).values().any(|u| u == udf),
                 None => {
                     let dir = self.dir(&row.id);
-                    serve_manifest(&row.manifest, &dir, &row.steps)
+                    serve_manifest(&row.manifest, &dir, &row.steps, &self.bounds)
                         .map(|m| {
                             m.udf_steps().any(|(_, u)| u.udf.to_string() == udf)
                                 || m.timestamp_udf().is_some_and(|u| u.udf.to_string() == udf)
@@ -445,7 +446,7 @@ impl Platform {
         let id = format!("p-{}", super::random_hex(6));
         let dir = self.pipelines.dir(&id);
         // Everything is checked before anything is written.
-        let mut m = serve_manifest(text, &dir, "{}")?;
+        let mut m = serve_manifest(text, &dir, "{}", &self.pipelines.bounds)?;
         apply_quotas(&mut m, t)?;
         let catalog = self.catalog(&t.id);
         for (label, u) in
@@ -689,7 +690,7 @@ impl Platform {
                 None => {
                     // Checked once, when the journal is first opened (not per post).
                     let dir = self.pipelines.dir(id);
-                    let m = serve_manifest(&row.manifest, &dir, &row.steps)?;
+                    let m = serve_manifest(&row.manifest, &dir, &row.steps, &self.pipelines.bounds)?;
                     if !matches!(m.source.kind, SourceKind::Http { .. }) {
                         return Err(ControlError::conflict(format!(
                             "pipeline {id} does not read from http (its source is not `http`)"

@@ -6,9 +6,11 @@
 //! the document (`steps[1].map.udf: ...`) and what would be accepted there.
 //! Relative paths are resolved against the manifest's directory.
 
+mod bounds;
 mod raw;
 mod units;
 
+pub use bounds::{windows_per_record, Bounds};
 pub use units::{parse_duration, parse_size};
 
 use crate::types::{UdfRef, DEFAULT_MAX_PARALLELISM};
@@ -608,15 +610,27 @@ impl ManifestError {
 impl Manifest {
     /// Parses and validates a manifest; relative paths are taken relative to `base_dir`.
     pub fn parse(text: &str, base_dir: &Path) -> Result<Manifest, ManifestError> {
-        raw::parse(text, base_dir)
+        Manifest::parse_within(text, base_dir, &Bounds::default())
     }
 
-    /// Reads, parses and validates the manifest file at `path`.
+    /// As [`Manifest::parse`], checked against `bounds` instead of the defaults.
+    pub fn parse_within(text: &str, base_dir: &Path, bounds: &Bounds) -> Result<Manifest, ManifestError> {
+        let m = raw::parse(text, base_dir)?;
+        bounds.check(&m)?;
+        Ok(m)
+    }
+
+    /// Reads, parses and validates the manifest file at `path` (default bounds).
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        Manifest::load_within(path, &Bounds::default())
+    }
+
+    /// As [`Manifest::load`], checked against `bounds`.
+    pub fn load_within(path: &Path, bounds: &Bounds) -> Result<Manifest, ManifestError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ManifestError::new("", format!("cannot read manifest {}: {e}", path.display())))?;
         let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        Manifest::parse(&text, base)
+        Manifest::parse_within(&text, base, bounds)
     }
 
     /// Makes step `index` call `udf` instead (a swapped-in version).

@@ -2,7 +2,7 @@
 //! where the server puts its files, and the tenant's quotas.
 
 use super::super::{ControlError, Tenant};
-use crate::manifest::{Limits, Manifest, SourceKind};
+use crate::manifest::{Bounds, Limits, Manifest, SourceKind};
 use crate::types::UdfRef;
 use serde_norway::{Mapping, Value};
 use std::collections::BTreeMap;
@@ -39,7 +39,7 @@ fn check_source(source: Option<&Value>) -> Result<(), String> {
 /// Turns a submitted manifest into the one the server runs: only sources
 /// that need no access to the server's files (`http`, `bids`); the sink,
 /// dead letters, checkpoints and state in the pipeline's directory.
-pub(super) fn serve_manifest(text: &str, dir: &Path, steps: &str) -> Result<Manifest, ControlError> {
+pub(super) fn serve_manifest(text: &str, dir: &Path, steps: &str, bounds: &Bounds) -> Result<Manifest, ControlError> {
     let bad = |m: String| ControlError::bad_request("invalid_manifest", m);
     let mut doc: Value = serde_norway::from_str(text).map_err(|e| bad(format!("not YAML or JSON: {e}")))?;
     let map = doc.as_mapping_mut().ok_or_else(|| bad("the manifest must be a mapping".into()))?;
@@ -89,7 +89,7 @@ pub(super) fn serve_manifest(text: &str, dir: &Path, steps: &str) -> Result<Mani
         map.insert(key.into(), Value::Mapping(m));
     }
     let rewritten = serde_norway::to_string(&doc).map_err(|e| ControlError::internal(e.to_string()))?;
-    let mut m = Manifest::parse(&rewritten, dir).map_err(|e| bad(e.to_string()))?;
+    let mut m = Manifest::parse_within(&rewritten, dir, bounds).map_err(|e| bad(e.to_string()))?;
     // The same rule on the parsed manifest: whatever the document's shape,
     // only these kinds reach the engine.
     if !matches!(m.source.kind, SourceKind::Http { .. } | SourceKind::Bids { .. }) {
@@ -157,6 +157,7 @@ mod tests {
             "name: a\nsource: { http: { format: lines } }\nsink: { output: { format: value } }\n",
             dir,
             "{}",
+            &Bounds::hosted(),
         )
         .unwrap();
         assert!(matches!(&m.source.kind, SourceKind::Http { journal: Some(j) } if j == &dir.join("ingest.log")));
@@ -169,12 +170,13 @@ mod tests {
         // librdkafka dlopens `plugin.library.paths` when the client is made,
         // and `brokers` would make the server connect wherever the tenant says.
         let text = "name: a\nsource:\n  kafka:\n    brokers: 10.0.0.1:9092\n    topic: t\n    group: g\n    properties: { plugin.library.paths: /data/pipelines/p-1/output/part-0.txt }\n";
-        let e = serve_manifest(text, Path::new("/d"), "{}").unwrap_err();
+        let e = serve_manifest(text, Path::new("/d"), "{}", &Bounds::hosted()).unwrap_err();
         assert_eq!(e.kind, super::super::super::ErrorKind::BadRequest);
         assert!(e.message.starts_with("source.kafka: not available under `weir serve`"), "{e}");
         assert!(e.message.contains("sources available here: http, bids"), "{e}");
         for allowed in ["name: a\nsource: { http: {} }\n", "name: a\nsource: { bids: { count: 3 } }\n"] {
-            serve_manifest(allowed, Path::new("/d"), "{}").unwrap_or_else(|e| panic!("{allowed}: {e}"));
+            serve_manifest(allowed, Path::new("/d"), "{}", &Bounds::hosted())
+                .unwrap_or_else(|e| panic!("{allowed}: {e}"));
         }
     }
 
@@ -193,7 +195,7 @@ mod tests {
             ("[1, 2]", "must be a mapping"),
             ("name: a\nsource: { http: {} }\nsteps: [ { map: { udf: nope } } ]\n", "steps[0]"),
         ] {
-            let e = serve_manifest(text, dir, "{}").unwrap_err();
+            let e = serve_manifest(text, dir, "{}", &Bounds::hosted()).unwrap_err();
             assert_eq!(e.kind, super::super::super::ErrorKind::BadRequest);
             assert!(e.message.contains(expect), "{text}: {e}");
         }
