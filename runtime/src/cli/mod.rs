@@ -67,6 +67,8 @@ enum Command {
         /// The admin token (default: DATA_DIR/admin-token, made on first start).
         #[arg(long, env = "WEIR_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
+        #[command(flatten)]
+        http: serve::HttpLimitArgs,
     },
     /// Works with function components (locally, or on a server).
     Udf {
@@ -217,7 +219,9 @@ pub fn main() -> ExitCode {
         }
         Command::Udf { command: UdfCommand::List { server } } => client::udf_list(&server.client()),
         Command::Udf { command: UdfCommand::Delete { udf, server } } => client::udf_delete(&server.client(), &udf),
-        Command::Serve { listen, data_dir, admin_token } => serve::serve(&listen, data_dir, admin_token, wasm_config()),
+        Command::Serve { listen, data_dir, admin_token, http } => {
+            serve::serve(&listen, data_dir, admin_token, http, wasm_config())
+        }
         Command::Tenant { server, command } => {
             let TenantCommand::Create {
                 name,
