@@ -3,13 +3,16 @@
 //! the attacks end in seconds; the tests assert outcomes (a status, a
 //! closed connection, an exited process), never elapsed time. The timeouts
 //! in here are guards against hanging, far above the configured limits.
+//!
+//! The last test walks every route as an anonymous client, as one tenant
+//! on another tenant's objects, and as the admin.
 
-use serde_json::json;
+use serde_json::{json, Value};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-use weir_tests::server::Server;
-use weir_tests::Scratch;
+use weir_tests::server::{Server, ADMIN};
+use weir_tests::{udf_dir, Scratch};
 
 /// How long a test waits for something the server should do in about a second.
 const GUARD: Duration = Duration::from_secs(30);
@@ -87,6 +90,10 @@ impl Raw {
             }
         }
     }
+}
+
+fn tag_one() -> std::path::PathBuf {
+    udf_dir().join("test").join("tag-one@1.wasm")
 }
 
 #[test]
@@ -225,4 +232,130 @@ fn shutdown_completes_despite_an_open_connection() {
     let status = server.terminate_within(GUARD).expect("exit after SIGTERM");
     assert!(status.success(), "{status}");
     assert!(busy.is_closed_by_server() && idle.is_closed_by_server());
+}
+
+const TAGGED: &str = "name: tagged\nsource: { http: { format: json } }\nsteps:\n  - map: { udf: tag@1 }\n";
+
+#[test]
+fn tenant_metrics_show_only_its_own_pipelines() {
+    let s = Scratch::new();
+    let server = Server::start(&s.join("data")).expect("server");
+    let (a, b) = (server.tenant("alpha", json!({})), server.tenant("bravo", json!({})));
+    server.upload(&a, "tag@1", &tag_one());
+    server.upload(&b, "tag@1", &tag_one());
+    let (pa, pb) = (server.pipeline(&a, TAGGED), server.pipeline(&b, TAGGED));
+    let metrics = |token: &str| {
+        let (status, text) = server.call("GET", "/metrics", token, "", b"");
+        assert_eq!(status, 200, "{text}");
+        text.as_str().expect("text").to_string()
+    };
+    let of_a = metrics(&a);
+    assert!(of_a.contains(&format!("pipeline=\"{pa}\"")) && of_a.contains("tenant=\"alpha\""), "{of_a}");
+    assert!(!of_a.contains(&pb) && !of_a.contains("bravo"), "tenant A sees B's series:\n{of_a}");
+    let of_b = metrics(&b);
+    assert!(of_b.contains(&pb) && !of_b.contains(&pa) && !of_b.contains("alpha"), "{of_b}");
+    let all = metrics(ADMIN);
+    assert!(all.contains(&pa) && all.contains(&pb), "{all}");
+}
+
+/// One request of the route table, and the status each caller should get.
+struct Case {
+    method: &'static str,
+    route: &'static str,
+    path: String,
+    body: Vec<u8>,
+    anonymous: u16,
+    tenant_a: u16,
+    admin: u16,
+}
+
+fn case(
+    method: &'static str,
+    route: &'static str,
+    path: &str,
+    body: &[u8],
+    [anonymous, tenant_a, admin]: [u16; 3],
+) -> Case {
+    Case { method, route, path: path.to_string(), body: body.to_vec(), anonymous, tenant_a, admin }
+}
+
+impl Case {
+    /// Sends the request with `token`; asserts the status; returns it and the reply.
+    fn check(&self, who: &str, server: &Server, token: &str, want: u16) -> (u16, Value) {
+        let content_type = if self.path.starts_with("/v1/udfs/") { "application/wasm" } else { "application/json" };
+        let (status, reply) = server.call(self.method, &self.path, token, content_type, &self.body);
+        assert_eq!(status, want, "{who}: {} {}: {reply}", self.method, self.path);
+        (status, reply)
+    }
+}
+
+#[test]
+fn every_route_answers_only_to_who_may_see_it() {
+    let s = Scratch::new();
+    let server = Server::start(&s.join("data")).expect("server");
+    let (a, b) = (server.tenant("alpha", json!({})), server.tenant("bravo", json!({})));
+    // B's objects, with names that would show up in any leak.
+    server.upload(&b, "bee-secret@1", &tag_one());
+    let pb = server.pipeline(&b, &TAGGED.replace("tag@1", "bee-secret@1").replace("tagged", "bee-pipeline"));
+    let manifest = TAGGED.replace("tag@1", "bee-secret@1");
+    // Per route: a request, and the status each caller gets.
+    let p = |suffix: &str| format!("/v1/pipelines/{pb}{suffix}");
+    let table = [
+        case("GET", "/healthz", "/healthz", b"", [200, 200, 200]),
+        case("GET", "/openapi.json", "/openapi.json", b"", [200, 200, 200]),
+        // A tenant's /metrics is its own (checked for leaks below); the admin's is everything.
+        case("GET", "/metrics", "/metrics", b"", [401, 200, 200]),
+        case("POST", "/v1/tenants", "/v1/tenants", br#"{"name":"charlie"}"#, [401, 403, 201]),
+        case("GET", "/v1/tenants", "/v1/tenants", b"", [401, 403, 200]),
+        // Function names are per tenant: A uploading `bee-secret@1` makes its own (here a bad one).
+        case("POST", "/v1/udfs/{name}/versions/{version}", "/v1/udfs/bee-secret/versions/1", b"junk", [401, 400, 403]),
+        case("DELETE", "/v1/udfs/{name}/versions/{version}", "/v1/udfs/bee-secret/versions/1", b"", [401, 404, 403]),
+        case("GET", "/v1/udfs", "/v1/udfs", b"", [401, 200, 403]),
+        case("GET", "/v1/udfs/{name}", "/v1/udfs/bee-secret", b"", [401, 404, 403]),
+        // A cannot build a pipeline on B's function.
+        case("POST", "/v1/pipelines", "/v1/pipelines", manifest.as_bytes(), [401, 400, 403]),
+        case("GET", "/v1/pipelines", "/v1/pipelines", b"", [401, 200, 403]),
+        case("GET", "/v1/pipelines/{id}", &p(""), b"", [401, 404, 403]),
+        case("POST", "/v1/pipelines/{id}/stop", &p("/stop"), b"", [401, 404, 403]),
+        case("POST", "/v1/pipelines/{id}/resume", &p("/resume"), b"", [401, 404, 403]),
+        case("POST", "/v1/pipelines/{id}/savepoints", &p("/savepoints"), b"", [401, 404, 403]),
+        case("PUT", "/v1/pipelines/{id}/steps/{step}", &p("/steps/0"), br#"{"udf":"bee-secret@1"}"#, [401, 404, 403]),
+        case("POST", "/v1/pipelines/{id}/records", &p("/records"), b"{\"id\":1}", [401, 404, 403]),
+        case("GET", "/v1/pipelines/{id}/output", &p("/output"), b"", [401, 404, 403]),
+        case("DELETE", "/v1/pipelines/{id}", &p(""), b"", [401, 404, 403]),
+    ];
+    // The table covers every route of the router, and nothing else.
+    let mut covered: Vec<(String, String)> =
+        table.iter().map(|c| (c.method.to_lowercase(), c.route.to_string())).collect();
+    let mut routes: Vec<(String, String)> =
+        weir::api::routes().into_iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    covered.sort();
+    routes.sort();
+    assert_eq!(covered, routes, "a route is missing from the table");
+
+    for c in &table {
+        for token in ["", "wt_forged"] {
+            c.check("anonymous", &server, token, c.anonymous);
+        }
+    }
+    for c in &table {
+        let (status, reply) = c.check("tenant A", &server, &a, c.tenant_a);
+        // An error may echo the id A sent; nothing else of B's may appear.
+        let text = reply.to_string();
+        let leaks: &[&str] = if (200..300).contains(&status) {
+            &[&pb, "bee-secret", "bee-pipeline", "bravo"]
+        } else {
+            &["bee-pipeline", "bravo"]
+        };
+        assert!(!leaks.iter().any(|l| text.contains(l)), "tenant A: {} {} shows B's data: {text}", c.method, c.path);
+    }
+    let listed = server.get("/v1/udfs", &a).to_string();
+    assert!(!listed.contains("bee-secret"), "tenant A lists B's function: {listed}");
+    for c in &table {
+        c.check("admin", &server, ADMIN, c.admin);
+    }
+    // Nothing A or the admin did touched B's objects.
+    let mine = server.get(&format!("/v1/pipelines/{pb}"), &b);
+    assert_eq!(mine["id"], Value::String(pb.clone()), "{mine}");
+    assert_eq!(server.get("/v1/udfs/bee-secret", &b)["name"], "bee-secret");
 }

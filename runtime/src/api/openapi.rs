@@ -22,7 +22,7 @@ pub fn document() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": { "title": "Weir", "version": env!("CARGO_PKG_VERSION"),
-            "description": "Stream processing with user functions as WebAssembly components. Send `Authorization: Bearer TOKEN` (a tenant's token; the admin token for /v1/tenants and /metrics). Errors are `{\"error\": {\"code\", \"message\"}}`." },
+            "description": "Stream processing with user functions as WebAssembly components. Send `Authorization: Bearer TOKEN` (a tenant's token; the admin token for /v1/tenants). Errors are `{\"error\": {\"code\", \"message\"}}`." },
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
             "responses": { "Error": { "description": "An error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } } },
@@ -46,7 +46,7 @@ pub fn document() -> Value {
         "paths": {
             "/healthz": { "get": op("Liveness", None, ("200", "ok"), &[]) },
             "/openapi.json": { "get": op("This document", None, ("200", "The OpenAPI document"), &[]) },
-            "/metrics": { "get": op("Prometheus metrics of every pipeline (admin token)", None, ("200", "Prometheus text format"), &["401", "403"]) },
+            "/metrics": { "get": op("Prometheus metrics: of every pipeline for the admin token, of its own pipelines for a tenant's", None, ("200", "Prometheus text format"), &["401"]) },
             "/v1/tenants": {
                 "post": op("Create a tenant and its API token (admin)", Some(("application/json", "NewTenant")), ("201", "The tenant and its token (shown once)"), &["400", "401", "403", "409"]),
                 "get": op("List tenants (admin)", None, ("200", "Tenants"), &["401", "403"])
