@@ -145,6 +145,40 @@ fn slow_body_gets_408() {
 }
 
 #[test]
+fn an_idle_kept_alive_connection_is_closed() {
+    let s = Scratch::new();
+    let server = Server::start_with(&s.join("data"), &["--header-timeout", "1s"]).expect("server");
+    let mut raw = Raw::connect(&server);
+    raw.send_head("GET", "/healthz", None, 0, b"");
+    assert_eq!(raw.status(), 200);
+    // Kept alive, then silent: the wait for the next request head runs out.
+    assert!(raw.is_closed_by_server(), "an idle connection stayed open");
+}
+
+#[test]
+fn a_connection_cannot_be_held_past_its_maximum_age() {
+    let s = Scratch::new();
+    let server = Server::start_with(&s.join("data"), &["--max-connection-age", "1s", "--header-timeout", "10m"])
+        .expect("server");
+    let mut raw = Raw::connect(&server);
+    // One request after another keeps the connection busy; at its age it is closed after an answer.
+    let deadline = Instant::now() + GUARD;
+    loop {
+        assert!(Instant::now() < deadline, "the connection outlived its maximum age");
+        if raw.conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: weir\r\n\r\n").is_err() {
+            break;
+        }
+        raw.conn.set_read_timeout(Some(GUARD)).unwrap();
+        let mut buf = [0u8; 4096];
+        match raw.conn.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&buf[..n])),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
 fn connection_flood_is_capped() {
     let s = Scratch::new();
     let server =

@@ -72,11 +72,12 @@ impl Default for HttpLimits {
 }
 
 impl HttpLimits {
-    /// The limits if they are usable: counts of at least one and timeouts
-    /// longer than zero.
+    /// The limits if they are usable: counts from one to [`MAX_COUNT`] and
+    /// timeouts longer than zero.
     pub fn validated(self) -> Result<HttpLimits, String> {
-        if self.max_connections == 0 || self.max_requests_in_flight == 0 {
-            return Err("the connection and request limits must be at least 1".into());
+        let counts = 1..=MAX_COUNT;
+        if !counts.contains(&self.max_connections) || !counts.contains(&self.max_requests_in_flight) {
+            return Err(format!("the connection and request limits must be between 1 and {MAX_COUNT}"));
         }
         let timeouts = [
             ("header timeout", self.header_timeout),
@@ -89,6 +90,10 @@ impl HttpLimits {
         Ok(self)
     }
 }
+
+/// The largest count limit (far above what one process can serve; it
+/// keeps the semaphores' permit counts in range).
+pub const MAX_COUNT: usize = 1 << 20;
 
 /// The permits for requests in flight.
 pub(super) type InFlight = Arc<Semaphore>;
@@ -108,4 +113,27 @@ pub(super) async fn shed(State(in_flight): State<InFlight>, req: Request, next: 
         return resp;
     };
     next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HttpLimits;
+    use std::time::Duration;
+
+    #[test]
+    fn limits_that_would_refuse_everything_or_nothing_are_rejected() {
+        assert_eq!(HttpLimits::default().validated(), Ok(HttpLimits::default()));
+        for bad in [
+            HttpLimits { max_connections: 0, ..HttpLimits::default() },
+            HttpLimits { max_requests_in_flight: 0, ..HttpLimits::default() },
+            HttpLimits { max_connections: usize::MAX, ..HttpLimits::default() },
+            HttpLimits { header_timeout: Duration::ZERO, ..HttpLimits::default() },
+            HttpLimits { body_timeout: Duration::ZERO, ..HttpLimits::default() },
+        ] {
+            assert!(bad.validated().is_err(), "{bad:?}");
+        }
+        // A zero grace is allowed: shut down without waiting for anyone.
+        let no_grace = HttpLimits { shutdown_grace: Duration::ZERO, ..HttpLimits::default() };
+        assert!(no_grace.validated().is_ok());
+    }
 }

@@ -67,6 +67,7 @@ pub async fn run(listener: TcpListener, app: Router, limits: HttpLimits, shutdow
     drop(listener);
     let _ = stopping_tx.send(true);
     // Every permit back means every connection closed; each one also gives up on its own at the grace.
+    // HttpLimits::validated keeps the count far below u32::MAX.
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     let closed = tokio::time::timeout(limits.shutdown_grace, connections.acquire_many(all)).await;
     if closed.is_err() {
