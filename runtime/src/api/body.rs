@@ -41,7 +41,7 @@ pub(super) async fn read_body(State(timeout): State<Duration>, req: Request, nex
                 format!("the request body did not arrive within {} s", timeout.as_secs_f64()),
             );
             resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-            resp.into_response()
+            resp
         }
     }
 }

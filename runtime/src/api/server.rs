@@ -72,7 +72,7 @@ pub async fn run(listener: TcpListener, app: Router, limits: HttpLimits, shutdow
     let closed = tokio::time::timeout(limits.shutdown_grace, connections.acquire_many(all)).await;
     if closed.is_err() {
         let open = limits.max_connections - connections.available_permits();
-        eprintln!("weir: closed {open} connections still open after the {:?} shutdown grace", limits.shutdown_grace);
+        eprintln!("weir: closing {open} connections still open after the {:?} shutdown grace", limits.shutdown_grace);
     }
 }
 
