@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `weir` binary, real components, real files and
 //! sockets. One binary, one module per concern.
 
+mod api_limits;
 mod bench_queries;
 mod broker_restart;
 mod containment;

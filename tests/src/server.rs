@@ -32,12 +32,12 @@ impl Server {
         Server::start_with(data_dir, &[])
     }
 
-    /// As [`Server::start`], with more arguments (`--bound NAME=VALUE`, say).
-    pub fn start_with(data_dir: &Path, args: &[&str]) -> Result<Server> {
+    /// Starts `weir serve` with more flags (`["--body-timeout", "1s"]`).
+    pub fn start_with(data_dir: &Path, flags: &[&str]) -> Result<Server> {
         let mut child = Command::new(weir_bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
-            .args(args)
+            .args(flags)
             .env("WEIR_ADMIN_TOKEN", ADMIN)
             .env("WEIR_CACHE_DIR", "")
             .stdout(Stdio::null())
@@ -99,6 +99,28 @@ impl Server {
         Command::new("kill").args(["-TERM", &pid]).status()?;
         self.child.wait()?;
         Ok(())
+    }
+
+    /// Sends SIGTERM and waits for the exit, at most `guard` (then kills
+    /// the server and fails).
+    pub fn terminate_within(&mut self, guard: Duration) -> Result<std::process::ExitStatus> {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
+        let deadline = Instant::now() + guard;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                bail!("weir serve was still running {guard:?} after SIGTERM\n{}", self.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `127.0.0.1:PORT`, for raw sockets.
+    pub fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
     }
 
     /// Its data directory.

@@ -8,7 +8,7 @@ fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-/// Renders every pipeline's counters.
+/// Renders the counters of `pipelines` (the caller decides which it may see).
 pub fn render(pipelines: &[PipelineView]) -> String {
     let mut out = String::new();
     let mut family = |name: &str, kind: &str, help: &str, samples: &mut dyn FnMut(&mut String)| {

@@ -1,20 +1,32 @@
 //! The REST API of `weir serve` (axum): JSON in and out, errors as
-//! `{"error": {"code": "...", "message": "..."}}`, bearer tokens. Every
-//! handler authenticates, then runs the control plane's (blocking) call on
-//! the blocking pool, so compiling a component or waiting for a swap never
-//! stalls the reactor.
+//! `{"error": {"code": "...", "message": "..."}}`, bearer tokens.
+//!
+//! A request passes, in order: the accept loop's connection limits
+//! ([`server`]), the in-flight cap ([`limits::shed`], `503`), the token
+//! check ([`auth`], `401`, and `403` on admin-only routes), the body gate
+//! ([`body`]: `413`, `408`) and then its handler, which runs the control
+//! plane's (blocking) call on the blocking pool, so compiling a component
+//! or waiting for a swap never stalls the reactor. Nothing reads a body
+//! before its caller is known. `/healthz` and `/openapi.json` are public.
 
+mod auth;
+mod body;
+mod limits;
 mod metrics;
 mod openapi;
+pub mod server;
+
+pub use limits::HttpLimits;
 
 use crate::control::{Caller, ControlError, ErrorKind, Platform, Quotas, SwapRequest};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -49,9 +61,14 @@ impl IntoResponse for ApiError {
             ErrorKind::Quota => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let body = json!({ "error": { "code": self.0.code, "message": self.0.message } });
-        (status, Json(body)).into_response()
+        error_response(status, self.0.code, self.0.message)
     }
+}
+
+/// The one shape of every error response.
+fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = json!({ "error": { "code": code, "message": message.into() } });
+    (status, Json(body)).into_response()
 }
 
 type ApiResult = Result<Response, ApiError>;
@@ -90,38 +107,18 @@ fn limit_of(path: &str) -> usize {
     }
 }
 
-/// Refuses a request whose `Content-Length` is over its endpoint's limit
-/// before reading any of the body (the extractors' limit catches bodies
-/// without a length).
-async fn refuse_oversized(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let limit = limit_of(req.uri().path());
-    let length =
-        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if length.is_some_and(|l| l > limit as u64) {
-        return too_large(limit).into_response();
-    }
-    next.run(req).await
-}
-
-/// Runs a control-plane call for the caller named by the request's token.
+/// Runs a control-plane call for `caller` on the blocking pool.
 async fn call<T: Send + 'static>(
     p: &Shared,
-    headers: &HeaderMap,
+    caller: Caller,
     f: impl FnOnce(&Platform, &Caller) -> Result<T, ControlError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_string());
     let p = p.clone();
-    tokio::task::spawn_blocking(move || {
-        // Every error a handler returns passes here: none names a server path.
-        p.authenticate(token.as_deref()).and_then(|caller| f(&p, &caller)).map_err(|e| p.redact(e))
-    })
-    .await
-    .map_err(|e| ApiError(ControlError::internal(format!("the request failed: {e}"))))?
-    .map_err(ApiError)
+    // Every error a handler returns passes here: none names a server path.
+    tokio::task::spawn_blocking(move || f(&p, &caller).map_err(|e| p.redact(e)))
+        .await
+        .map_err(|e| ApiError(ControlError::internal(format!("the request failed: {e}"))))?
+        .map_err(ApiError)
 }
 
 fn ok(value: impl serde::Serialize) -> ApiResult {
@@ -132,13 +129,14 @@ fn created(value: impl serde::Serialize) -> ApiResult {
     Ok((StatusCode::CREATED, Json(value)).into_response())
 }
 
-/// The router over `platform`.
-pub fn router(platform: Arc<Platform>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/openapi.json", get(|| async { Json(openapi::document()) }))
+/// The caller, as [`auth::authenticate`] stored it.
+type Who = Extension<Caller>;
+
+/// The router over `platform`, with the request-level `limits`.
+pub fn router(platform: Arc<Platform>, limits: &HttpLimits) -> Router {
+    let gate = from_fn_with_state(limits.body_timeout, body::read_body);
+    let tenants = Router::new()
         .route("/metrics", get(metrics_text))
-        .route("/v1/tenants", post(create_tenant).get(list_tenants))
         .route(
             "/v1/udfs/{name}/versions/{version}",
             post(upload_udf).delete(delete_udf).layer(DefaultBodyLimit::max(MAX_UPLOAD)),
@@ -153,20 +151,28 @@ pub fn router(platform: Arc<Platform>) -> Router {
         .route("/v1/pipelines/{id}/steps/{step}", put(swap))
         .route("/v1/pipelines/{id}/records", post(ingest).layer(DefaultBodyLimit::max(MAX_RECORDS)))
         .route("/v1/pipelines/{id}/output", get(output))
+        .route_layer(gate.clone());
+    let admin = Router::new()
+        .route("/v1/tenants", post(create_tenant).get(list_tenants))
+        .route_layer(gate)
+        .route_layer(from_fn(auth::require_admin));
+    // Layers added later run first: shed, then authenticate, then the routes' own.
+    let guarded =
+        tenants.merge(admin).route_layer(from_fn_with_state(platform.clone(), auth::authenticate)).route_layer(
+            from_fn_with_state(Arc::new(tokio::sync::Semaphore::new(limits.max_requests_in_flight)), limits::shed),
+        );
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/openapi.json", get(|| async { Json(openapi::document()) }))
+        .merge(guarded)
         .fallback(|| async { ApiError(ControlError::not_found("no such endpoint (see /openapi.json)")) })
         .layer(DefaultBodyLimit::max(MAX_DOCUMENT))
-        .layer(axum::middleware::from_fn(refuse_oversized))
         .with_state(platform)
 }
 
-async fn metrics_text(State(p): State<Shared>, h: HeaderMap) -> ApiResult {
-    let text = call(&p, &h, |p, caller| {
-        if !matches!(caller, Caller::Admin) {
-            return Err(ControlError::new(ErrorKind::Forbidden, "forbidden", "/metrics needs the admin token"));
-        }
-        Ok(metrics::render(&p.all_pipelines()))
-    })
-    .await?;
+/// `/metrics`: the admin sees every pipeline, a tenant only its own.
+async fn metrics_text(State(p): State<Shared>, Extension(c): Who) -> ApiResult {
+    let text = call(&p, c, |p, caller| Ok(metrics::render(&p.visible_pipelines(caller)?))).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
@@ -183,13 +189,13 @@ fn json_body<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T, ApiError> {
         .map_err(|e| bad("invalid_json", format!("the request body is not the expected JSON: {e}")))
 }
 
-async fn create_tenant(State(p): State<Shared>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> ApiResult {
+async fn create_tenant(State(p): State<Shared>, Extension(c): Who, b: Result<Bytes, BytesRejection>) -> ApiResult {
     let req: NewTenantBody = json_body(&body(b, MAX_DOCUMENT)?)?;
-    created(call(&p, &h, move |p, c| p.create_tenant(c, &req.name, req.quotas.unwrap_or_default())).await?)
+    created(call(&p, c, move |p, c| p.create_tenant(c, &req.name, req.quotas.unwrap_or_default())).await?)
 }
 
-async fn list_tenants(State(p): State<Shared>, h: HeaderMap) -> ApiResult {
-    let tenants = call(&p, &h, |p, c| p.tenants(c)).await?;
+async fn list_tenants(State(p): State<Shared>, Extension(c): Who) -> ApiResult {
+    let tenants = call(&p, c, |p, c| p.tenants(c)).await?;
     let list: Vec<_> = tenants.into_iter().map(|t| json!({ "id": t.id, "name": t.name, "quotas": t.quotas })).collect();
     ok(json!({ "tenants": list }))
 }
@@ -197,6 +203,7 @@ async fn list_tenants(State(p): State<Shared>, h: HeaderMap) -> ApiResult {
 async fn upload_udf(
     State(p): State<Shared>,
     Path((name, version)): Path<(String, String)>,
+    Extension(c): Who,
     h: HeaderMap,
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
@@ -210,73 +217,77 @@ async fn upload_udf(
         }
     }
     let bytes = body(b, MAX_UPLOAD)?;
-    created(call(&p, &h, move |p, c| p.upload_udf(c, &name, &version, &bytes)).await?)
+    created(call(&p, c, move |p, c| p.upload_udf(c, &name, &version, &bytes)).await?)
 }
 
-async fn list_udfs(State(p): State<Shared>, h: HeaderMap) -> ApiResult {
-    ok(json!({ "udfs": call(&p, &h, |p, c| p.udfs(c, None)).await? }))
+async fn list_udfs(State(p): State<Shared>, Extension(c): Who) -> ApiResult {
+    ok(json!({ "udfs": call(&p, c, |p, c| p.udfs(c, None)).await? }))
 }
 
-async fn get_udf(State(p): State<Shared>, Path(name): Path<String>, h: HeaderMap) -> ApiResult {
-    let versions = call(&p, &h, move |p, c| p.udfs(c, Some(&name))).await?;
+async fn get_udf(State(p): State<Shared>, Path(name): Path<String>, Extension(c): Who) -> ApiResult {
+    let versions = call(&p, c, move |p, c| p.udfs(c, Some(&name))).await?;
     ok(json!({ "name": versions[0].name, "versions": versions }))
 }
 
-async fn delete_udf(State(p): State<Shared>, Path((name, version)): Path<(String, String)>, h: HeaderMap) -> ApiResult {
-    call(&p, &h, move |p, c| p.delete_udf(c, &name, &version)).await?;
+async fn delete_udf(
+    State(p): State<Shared>,
+    Path((name, version)): Path<(String, String)>,
+    Extension(c): Who,
+) -> ApiResult {
+    call(&p, c, move |p, c| p.delete_udf(c, &name, &version)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn create_pipeline(State(p): State<Shared>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> ApiResult {
+async fn create_pipeline(State(p): State<Shared>, Extension(c): Who, b: Result<Bytes, BytesRejection>) -> ApiResult {
     let bytes = body(b, MAX_DOCUMENT)?;
     let text = String::from_utf8(bytes.to_vec()).map_err(|_| bad("invalid_manifest", "the manifest is not UTF-8"))?;
-    created(call(&p, &h, move |p, c| p.create_pipeline(c, &text)).await?)
+    created(call(&p, c, move |p, c| p.create_pipeline(c, &text)).await?)
 }
 
-async fn list_pipelines(State(p): State<Shared>, h: HeaderMap) -> ApiResult {
-    ok(json!({ "pipelines": call(&p, &h, |p, c| p.pipelines(c)).await? }))
+async fn list_pipelines(State(p): State<Shared>, Extension(c): Who) -> ApiResult {
+    ok(json!({ "pipelines": call(&p, c, |p, c| p.pipelines(c)).await? }))
 }
 
-async fn get_pipeline(State(p): State<Shared>, Path(id): Path<String>, h: HeaderMap) -> ApiResult {
-    ok(call(&p, &h, move |p, c| p.pipeline(c, &id)).await?)
+async fn get_pipeline(State(p): State<Shared>, Path(id): Path<String>, Extension(c): Who) -> ApiResult {
+    ok(call(&p, c, move |p, c| p.pipeline(c, &id)).await?)
 }
 
-async fn stop_pipeline(State(p): State<Shared>, Path(id): Path<String>, h: HeaderMap) -> ApiResult {
-    ok(call(&p, &h, move |p, c| p.stop_pipeline(c, &id)).await?)
+async fn stop_pipeline(State(p): State<Shared>, Path(id): Path<String>, Extension(c): Who) -> ApiResult {
+    ok(call(&p, c, move |p, c| p.stop_pipeline(c, &id)).await?)
 }
 
-async fn resume_pipeline(State(p): State<Shared>, Path(id): Path<String>, h: HeaderMap) -> ApiResult {
-    ok(call(&p, &h, move |p, c| p.resume_pipeline(c, &id)).await?)
+async fn resume_pipeline(State(p): State<Shared>, Path(id): Path<String>, Extension(c): Who) -> ApiResult {
+    ok(call(&p, c, move |p, c| p.resume_pipeline(c, &id)).await?)
 }
 
-async fn delete_pipeline(State(p): State<Shared>, Path(id): Path<String>, h: HeaderMap) -> ApiResult {
-    call(&p, &h, move |p, c| p.delete_pipeline(c, &id)).await?;
+async fn delete_pipeline(State(p): State<Shared>, Path(id): Path<String>, Extension(c): Who) -> ApiResult {
+    call(&p, c, move |p, c| p.delete_pipeline(c, &id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn savepoint(State(p): State<Shared>, Path(id): Path<String>, h: HeaderMap) -> ApiResult {
-    let dir = call(&p, &h, move |p, c| p.savepoint(c, &id)).await?;
+async fn savepoint(State(p): State<Shared>, Path(id): Path<String>, Extension(c): Who) -> ApiResult {
+    let dir = call(&p, c, move |p, c| p.savepoint(c, &id)).await?;
     created(json!({ "savepoint": dir }))
 }
 
 async fn swap(
     State(p): State<Shared>,
     Path((id, step)): Path<(String, String)>,
-    h: HeaderMap,
+    Extension(c): Who,
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let req: SwapRequest = json_body(&body(b, MAX_DOCUMENT)?)?;
-    ok(call(&p, &h, move |p, c| p.swap(c, &id, &step, &req)).await?)
+    ok(call(&p, c, move |p, c| p.swap(c, &id, &step, &req)).await?)
 }
 
 async fn ingest(
     State(p): State<Shared>,
     Path(id): Path<String>,
-    h: HeaderMap,
+    Extension(c): Who,
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let bytes = body(b, MAX_RECORDS)?;
-    let n = call(&p, &h, move |p, c| p.ingest(c, &id, &bytes)).await?;
+    let n = call(&p, c, move |p, c| p.ingest(c, &id, &bytes)).await?;
     ok(json!({ "accepted": n }))
 }
 
@@ -289,11 +300,11 @@ async fn output(
     State(p): State<Shared>,
     Path(id): Path<String>,
     q: Result<Query<OutputQuery>, axum::extract::rejection::QueryRejection>,
-    h: HeaderMap,
+    Extension(c): Who,
 ) -> ApiResult {
     let Query(q) = q.map_err(|e| bad("invalid_query", e.body_text()))?;
     let limit = q.limit.unwrap_or(100).clamp(1, 100_000);
-    ok(json!({ "lines": call(&p, &h, move |p, c| p.output(c, &id, limit)).await? }))
+    ok(json!({ "lines": call(&p, c, move |p, c| p.output(c, &id, limit)).await? }))
 }
 
 /// The routes of [`router`], as `(method, path)` — checked against the OpenAPI document.

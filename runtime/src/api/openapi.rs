@@ -3,11 +3,16 @@
 
 use serde_json::{json, Value};
 
+/// An operation. Every authenticated operation (one that can answer 401)
+/// can also be shed with 503, and every one that takes a body can time
+/// out reading it with 408: those two are added here.
 fn op(summary: &str, body: Option<(&str, &str)>, ok: (&str, &str), errors: &[&str]) -> Value {
     let mut responses = serde_json::Map::new();
     responses.insert(ok.0.into(), json!({ "description": ok.1 }));
-    for code in errors {
-        responses.insert((*code).into(), json!({ "$ref": "#/components/responses/Error" }));
+    let shed = errors.contains(&"401").then_some("503");
+    let slow = body.is_some().then_some("408");
+    for code in errors.iter().copied().chain(shed).chain(slow) {
+        responses.insert(code.into(), json!({ "$ref": "#/components/responses/Error" }));
     }
     let mut o = json!({ "summary": summary, "responses": responses });
     if let Some((media, schema)) = body {
@@ -22,7 +27,7 @@ pub fn document() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": { "title": "Weir", "version": env!("CARGO_PKG_VERSION"),
-            "description": "Stream processing with user functions as WebAssembly components. Send `Authorization: Bearer TOKEN` (a tenant's token; the admin token for /v1/tenants and /metrics). Errors are `{\"error\": {\"code\", \"message\"}}`." },
+            "description": "Stream processing with user functions as WebAssembly components. Send `Authorization: Bearer TOKEN` (a tenant's token; the admin token for /v1/tenants). Errors are `{\"error\": {\"code\", \"message\"}}`. The token is checked before a body is read. Limits (flags of `weir serve`): requests over the in-flight cap get 503 with Retry-After; a body slower than the body timeout gets 408; connections over the cap, or slow to send a request head, are closed." },
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
             "responses": { "Error": { "description": "An error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } } },
@@ -46,7 +51,7 @@ pub fn document() -> Value {
         "paths": {
             "/healthz": { "get": op("Liveness", None, ("200", "ok"), &[]) },
             "/openapi.json": { "get": op("This document", None, ("200", "The OpenAPI document"), &[]) },
-            "/metrics": { "get": op("Prometheus metrics of every pipeline (admin token)", None, ("200", "Prometheus text format"), &["401", "403"]) },
+            "/metrics": { "get": op("Prometheus metrics: of every pipeline for the admin token, of its own pipelines for a tenant's", None, ("200", "Prometheus text format"), &["401"]) },
             "/v1/tenants": {
                 "post": op("Create a tenant and its API token (admin)", Some(("application/json", "NewTenant")), ("201", "The tenant and its token (shown once)"), &["400", "401", "403", "409"]),
                 "get": op("List tenants (admin)", None, ("200", "Tenants"), &["401", "403"])

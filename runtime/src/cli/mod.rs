@@ -82,6 +82,8 @@ enum Command {
         /// (65536), min_checkpoint_interval (10ms; 100ms under `weir serve`).
         #[arg(long = "bound", value_name = "NAME=VALUE")]
         bounds: Vec<String>,
+        #[command(flatten)]
+        http: serve::HttpLimitArgs,
     },
     /// Works with function components (locally, or on a server).
     Udf {
@@ -251,9 +253,9 @@ pub fn main() -> ExitCode {
         }
         Command::Udf { command: UdfCommand::List { server } } => client::udf_list(&server.client()),
         Command::Udf { command: UdfCommand::Delete { udf, server } } => client::udf_delete(&server.client(), &udf),
-        Command::Serve { listen, data_dir, admin_token, bounds } => {
+        Command::Serve { listen, data_dir, admin_token, bounds, http } => {
             let Some(bounds) = bounds_from(&bounds, Bounds::hosted()) else { return ExitCode::from(EXIT_INVALID) };
-            serve::serve(&listen, data_dir, admin_token, bounds, wasm_config())
+            serve::serve(&listen, data_dir, admin_token, bounds, http, wasm_config())
         }
         Command::Tenant { server, command } => {
             let TenantCommand::Create {

@@ -1,6 +1,7 @@
 //! `weir serve`: the API server and the executor in one process.
 
 use super::EXIT_FAILED;
+use crate::api::HttpLimits;
 use crate::control::{Platform, PlatformConfig};
 use crate::manifest::Bounds;
 use crate::wasm::{WasmConfig, WasmHost};
@@ -8,6 +9,46 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// The HTTP server's limits ([`HttpLimits`]; each flag's default is
+/// `HttpLimits::default()`'s, so the defaults are written down once).
+#[derive(Debug, clap::Args)]
+pub(super) struct HttpLimitArgs {
+    /// Open connections at most; more are closed as soon as they are accepted [default: 256].
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Requests handled at once; more are answered 503 [default: 64].
+    #[arg(long)]
+    max_requests_in_flight: Option<usize>,
+    /// Time to send a request's head, and the idle timeout between requests [default: 10s].
+    #[arg(long, value_parser = super::parse_duration_arg)]
+    header_timeout: Option<Duration>,
+    /// Time to send a request's body; a slower one is answered 408 [default: 60s].
+    #[arg(long, value_parser = super::parse_duration_arg)]
+    body_timeout: Option<Duration>,
+    /// Age at which a connection is closed after its current request [default: 10m].
+    #[arg(long, value_parser = super::parse_duration_arg)]
+    max_connection_age: Option<Duration>,
+    /// Time open connections get to finish at shutdown [default: 10s].
+    #[arg(long, value_parser = super::parse_duration_arg)]
+    shutdown_grace: Option<Duration>,
+}
+
+impl HttpLimitArgs {
+    fn limits(self) -> Result<HttpLimits, String> {
+        let d = HttpLimits::default();
+        HttpLimits {
+            max_connections: self.max_connections.unwrap_or(d.max_connections),
+            max_requests_in_flight: self.max_requests_in_flight.unwrap_or(d.max_requests_in_flight),
+            header_timeout: self.header_timeout.unwrap_or(d.header_timeout),
+            body_timeout: self.body_timeout.unwrap_or(d.body_timeout),
+            max_connection_age: self.max_connection_age.unwrap_or(d.max_connection_age),
+            shutdown_grace: self.shutdown_grace.unwrap_or(d.shutdown_grace),
+        }
+        .validated()
+    }
+}
 
 /// The admin token: `WEIR_ADMIN_TOKEN`, else `DATA_DIR/admin-token` (made on first start).
 fn admin_token(given: Option<String>, data_dir: &Path) -> Result<String, String> {
@@ -36,11 +77,16 @@ pub(super) fn serve(
     data_dir: PathBuf,
     admin: Option<String>,
     bounds: Bounds,
+    http: HttpLimitArgs,
     wasm: WasmConfig,
 ) -> ExitCode {
     let fail = |m: String| {
         eprintln!("weir: {m}");
         ExitCode::from(EXIT_FAILED)
+    };
+    let limits = match http.limits() {
+        Ok(l) => l,
+        Err(e) => return fail(e),
     };
     if let Err(e) = std::fs::create_dir_all(&data_dir) {
         return fail(format!("cannot create the data directory {}: {e}", data_dir.display()));
@@ -77,30 +123,23 @@ pub(super) fn serve(
         data_dir.display(),
         data_dir.join("admin-token").display()
     );
-    let app = crate::api::router(platform.clone());
-    let served = runtime.block_on(async {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let ctrl_c = tokio::signal::ctrl_c();
-                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-                let terminated = async {
-                    match term.as_mut() {
-                        Some(t) => {
-                            t.recv().await;
-                        }
-                        None => std::future::pending::<()>().await,
-                    }
-                };
-                tokio::select! { _ = ctrl_c => {}, _ = terminated => {} }
-                eprintln!(
-                    "weir: shutting down: stopping every pipeline at a savepoint (they resume on the next start)"
-                );
-            })
-            .await
-    });
+    let app = crate::api::router(platform.clone(), &limits);
+    runtime.block_on(crate::api::server::run(listener, app, limits, async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = terminated => {} }
+        eprintln!("weir: shutting down: stopping every pipeline at a savepoint (they resume on the next start)");
+    }));
     platform.shutdown();
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(format!("the server failed: {e}")),
-    }
+    // Handlers still running on the blocking pool (past the grace) are not waited for.
+    runtime.shutdown_background();
+    ExitCode::SUCCESS
 }

@@ -252,6 +252,20 @@ impl Platform {
         Ok(self.db.tenants()?.into_iter().map(|t| Tenant { id: t.id, name: t.name, quotas: t.quotas }).collect())
     }
 
+    /// The pipelines `caller` may see in `/metrics`, labelled with their
+    /// tenant's name: every tenant's for the admin, its own for a tenant.
+    pub fn visible_pipelines(&self, caller: &Caller) -> Result<Vec<PipelineView>, ControlError> {
+        match caller {
+            Caller::Admin => Ok(self.all_pipelines()),
+            Caller::Tenant(t) => Ok(self
+                .db
+                .pipelines(Some(&t.id))?
+                .iter()
+                .map(|row| PipelineView { tenant: t.name.clone(), ..self.pipelines.view(row, &self.db) })
+                .collect()),
+        }
+    }
+
     /// Pipelines of every tenant, for `/metrics`.
     pub fn all_pipelines(&self) -> Vec<PipelineView> {
         let tenants: std::collections::HashMap<String, String> =
