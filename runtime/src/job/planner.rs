@@ -26,7 +26,7 @@ use crate::manifest::{
 };
 use crate::operator::decode::{CsvColumns, Decode, SharedOrigins, TimestampCheck};
 use crate::operator::key_by::{KeyByField, RequireKey};
-use crate::operator::process::{Process, ProcessAccess};
+use crate::operator::process::{Process, ProcessAccess, StateBudget};
 use crate::operator::swap::{StepSwitch, Switchable};
 use crate::operator::udf::{UdfInvoker, UdfStep};
 use crate::operator::window::aggregation::{Aggregation, UdfAggregate};
@@ -180,9 +180,12 @@ pub(super) fn plan(
         let count = if *index == TIMESTAMP_STEP { decoders } else { p };
         for subtask in 0..count {
             let access = match u.function {
-                crate::manifest::FunctionKind::Process => {
-                    Some(Process::access(backend(m, &work_dir, *index, subtask)?, *index as u32, m.max_parallelism))
-                }
+                crate::manifest::FunctionKind::Process => Some(Process::access(
+                    backend(m, &work_dir, *index, subtask)?,
+                    *index as u32,
+                    m.max_parallelism,
+                    StateBudget::of(&u.limits),
+                )),
                 _ => None,
             };
             let keyed = access.clone().map(|a| a as Arc<dyn crate::operator::keyed_access::KeyedAccess>);

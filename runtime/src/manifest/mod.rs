@@ -466,6 +466,12 @@ pub struct Limits {
     /// JavaScript's runtimes keep some of what every call allocates) then
     /// never reach the cap, whose trap would cost a retry.
     pub recycle_above: Option<u64>,
+    /// Bytes of keyed state one `process` call may write (values, map
+    /// entries, list items): a call past it fails with `state_too_large`.
+    pub state_per_call: u64,
+    /// The most bytes one key's named state may hold (a value, a whole map
+    /// or list): a write past it fails the call with `state_too_large`.
+    pub state_value: u64,
 }
 
 impl Limits {
@@ -477,7 +483,13 @@ impl Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory: 128 << 20, call_timeout: Duration::from_secs(1), recycle_above: None }
+        Limits {
+            memory: 128 << 20,
+            call_timeout: Duration::from_secs(1),
+            recycle_above: None,
+            state_per_call: 64 << 20,
+            state_value: 16 << 20,
+        }
     }
 }
 

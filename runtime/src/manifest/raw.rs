@@ -48,6 +48,8 @@ struct RawLimits {
     memory: Option<Scalar>,
     call_timeout: Option<Scalar>,
     recycle_above: Option<Scalar>,
+    state_per_call: Option<Scalar>,
+    state_value: Option<Scalar>,
 }
 
 /// A scalar written either as text or as a number (`64MiB` or `1048576`).
@@ -389,6 +391,21 @@ fn limits(v: Value, defaults: Limits, at: &str) -> Result<Limits> {
             ));
         }
         l.recycle_above = Some(bytes);
+    }
+    for (field, raw, slot) in [
+        ("state_per_call", raw.state_per_call, &mut l.state_per_call),
+        ("state_value", raw.state_value, &mut l.state_value),
+    ] {
+        if let Some(text) = raw.map(Scalar::text) {
+            let bytes = parse_size(&text).map_err(|e| ManifestError::new(format!("{at}.{field}"), e))?;
+            if bytes < 1 << 10 {
+                return Err(ManifestError::new(
+                    format!("{at}.{field}"),
+                    format!("`{text}` is below the minimum of 1KiB"),
+                ));
+            }
+            *slot = bytes;
+        }
     }
     Ok(l)
 }

@@ -53,7 +53,7 @@ dead_letter:
     assert_eq!(filter.on_error, ErrorPolicy::Fail);
     assert_eq!(
         filter.limits,
-        Limits { memory: 64 << 20, call_timeout: Duration::from_millis(250), recycle_above: None }
+        Limits { memory: 64 << 20, call_timeout: Duration::from_millis(250), ..Limits::default() }
     );
     assert_eq!(m.steps[1].label(), "steps[1] (big) filter auction-filter@2");
     assert_eq!(m.steps[2].label(), "steps[2] key_by /auction");

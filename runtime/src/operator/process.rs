@@ -9,7 +9,7 @@
 
 mod access;
 
-pub use access::ProcessAccess;
+pub use access::{ProcessAccess, StateBudget};
 
 use super::udf::{check_rejections, UdfFailure, UdfInvoker};
 use super::{Operator, OperatorError, StepContext, StepMetrics};
@@ -44,8 +44,13 @@ struct KeyGroup {
 impl Process {
     /// The shared state and timers to give the function's instance (its imports)
     /// before the operator is made.
-    pub fn access(state: Box<dyn StateBackend>, operator: u32, max_parallelism: u32) -> Arc<ProcessAccess> {
-        Arc::new(ProcessAccess::new(state, operator, max_parallelism))
+    pub fn access(
+        state: Box<dyn StateBackend>,
+        operator: u32,
+        max_parallelism: u32,
+        budget: StateBudget,
+    ) -> Arc<ProcessAccess> {
+        Arc::new(ProcessAccess::new(state, operator, max_parallelism, budget))
     }
 
     /// A step calling `invoker`, whose instance was given `access`.
@@ -94,6 +99,18 @@ impl Process {
         Ok(())
     }
 
+    /// Fails a call that wrote more state than its budget (see `access`),
+    /// whatever it returned: a guest that passed the refusal on as its own
+    /// error, or ignored it, fails the same way.
+    fn within_budget<T>(&self, result: Result<T, UdfFailure>) -> Result<T, UdfFailure> {
+        match self.access.lock().take_exceeded() {
+            Some(message) if !matches!(result, Err(UdfFailure::Unavailable { .. })) => {
+                Err(UdfFailure::StateTooLarge { message })
+            }
+            _ => result,
+        }
+    }
+
     /// One `process` call over `groups`, isolating failures by halves.
     fn run(
         &mut self,
@@ -122,7 +139,8 @@ impl Process {
         }
         let keys: Vec<Vec<u8>> = groups.iter().map(|g| g.state_key.clone()).collect();
         let mut produced = BatchWriter::new();
-        let result = self.invoker.process(&list.finish()).and_then(|p| {
+        let called = self.invoker.process(&list.finish());
+        let result = self.within_budget(called).and_then(|p| {
             check_rejections(&p.rejected, order.len())?;
             self.apply(&p.results, &keys, &mut produced)?;
             Ok(p.rejected)
@@ -180,8 +198,8 @@ impl Process {
         }
         let keys: Vec<Vec<u8>> = fired.iter().map(|(k, _)| k.clone()).collect();
         let mut produced = BatchWriter::new();
-        let result =
-            self.invoker.on_timer(&list.finish()).and_then(|results| self.apply(&results, &keys, &mut produced));
+        let called = self.invoker.on_timer(&list.finish());
+        let result = self.within_budget(called).and_then(|results| self.apply(&results, &keys, &mut produced));
         match result {
             Ok(()) => {
                 for r in produced.finish().iter() {

@@ -88,6 +88,12 @@ pub enum UdfFailure {
         /// What is wrong with them.
         message: String,
     },
+    /// The call wrote more keyed state than its limits allow (nothing of it
+    /// was applied).
+    StateTooLarge {
+        /// Which limit, and by how much.
+        message: String,
+    },
     /// No working instance could be made (its `init` fails or instantiation
     /// fails). Never retried: the step fails.
     Unavailable {
@@ -105,6 +111,7 @@ impl UdfFailure {
             UdfFailure::Timeout { .. } => "timeout",
             UdfFailure::OutOfMemory { .. } => "out_of_memory",
             UdfFailure::BadOutput { .. } => "bad_output",
+            UdfFailure::StateTooLarge { .. } => "state_too_large",
             UdfFailure::Unavailable { .. } => "unavailable",
         }
     }
@@ -124,6 +131,7 @@ impl fmt::Display for UdfFailure {
             UdfFailure::BadOutput { message } => {
                 write!(f, "returned output that breaks the contract: {message}")
             }
+            UdfFailure::StateTooLarge { message } => write!(f, "wrote too much state: {message}"),
             UdfFailure::Unavailable { message } => write!(f, "cannot be started: {message}"),
         }
     }

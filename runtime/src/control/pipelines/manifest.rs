@@ -122,15 +122,26 @@ pub(super) fn apply_quotas(m: &mut Manifest, t: &Tenant) -> Result<(), ControlEr
     let quota = Limits {
         memory: q.memory_mib << 20,
         call_timeout: Duration::from_millis(q.cpu_ms_per_call),
-        recycle_above: None,
+        ..Limits::default()
     };
     for u in m.udf_specs_mut() {
         if u.limits == Limits::default() {
             u.limits = Limits {
                 memory: u.limits.memory.min(quota.memory),
                 call_timeout: u.limits.call_timeout.min(quota.call_timeout),
-                recycle_above: None,
+                ..u.limits
             };
+        }
+        // Lower state limits are the tenant's choice; higher ones would let
+        // one call grow the server's memory or disk past what it plans for.
+        let most = Limits::default();
+        if u.limits.state_per_call > most.state_per_call || u.limits.state_value > most.state_value {
+            return Err(ControlError::quota(format!(
+                "{}: limits.state_per_call and limits.state_value may be at most {} MiB and {} MiB under `weir serve`",
+                u.udf,
+                most.state_per_call >> 20,
+                most.state_value >> 20
+            )));
         }
         if u.limits.memory > quota.memory || u.limits.call_timeout > quota.call_timeout {
             return Err(ControlError::quota(format!(

@@ -1,5 +1,13 @@
 //! The keyed state and timers a `process` function reaches through its
 //! imports, with writes buffered until the call succeeds.
+//!
+//! Every write is charged to a [`StateBudget`] before it is copied: a guest
+//! controls the bytes it passes, so without one a single call could make the
+//! host allocate gigabytes that then become permanent state (issue 17). A
+//! write over budget is refused (the guest sees the error) and the call fails
+//! afterwards with `state_too_large` even if the guest ignored the error, so
+//! nothing of it is applied. Lists grow in place in the call's pending
+//! writes: appending n items costs O(n) bytes copied, not O(n²).
 
 use crate::operator::keyed_access::KeyedAccess;
 use crate::state::{state_key, Namespace, StateBackend};
@@ -12,6 +20,22 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 pub(super) const VALUE: u32 = 0;
 /// State number of a key's registered timers.
 pub(super) const TIMERS: u32 = 1;
+
+/// How much keyed state one call may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateBudget {
+    /// Bytes written by one call, all keys and names together.
+    pub per_call: u64,
+    /// Bytes one key's named state may hold after a write.
+    pub per_value: u64,
+}
+
+impl StateBudget {
+    /// The budget of a function's manifest limits.
+    pub fn of(limits: &crate::manifest::Limits) -> StateBudget {
+        StateBudget { per_call: limits.state_per_call, per_value: limits.state_value }
+    }
+}
 
 /// What the operator and the function's imports share.
 pub(super) struct Shared {
@@ -26,6 +50,11 @@ pub(super) struct Shared {
     pending: BTreeMap<(Namespace, Vec<u8>), Option<Vec<u8>>>,
     /// Timer changes of the call in progress: (time, state key) → register or delete.
     pending_timers: BTreeMap<(i64, Vec<u8>), bool>,
+    budget: StateBudget,
+    /// Bytes written by the call in progress.
+    written: u64,
+    /// The first write the call in progress was refused.
+    exceeded: Option<String>,
 }
 
 /// The shared part, behind a lock (taken by one thread at a time: the subtask's).
@@ -34,7 +63,7 @@ pub struct ProcessAccess {
 }
 
 impl ProcessAccess {
-    pub(super) fn new(state: Box<dyn StateBackend>, operator: u32, max_parallelism: u32) -> Self {
+    pub(super) fn new(state: Box<dyn StateBackend>, operator: u32, max_parallelism: u32, budget: StateBudget) -> Self {
         ProcessAccess {
             shared: Mutex::new(Shared {
                 state,
@@ -44,6 +73,9 @@ impl ProcessAccess {
                 allowed: FxHashSet::default(),
                 pending: BTreeMap::new(),
                 pending_timers: BTreeMap::new(),
+                budget,
+                written: 0,
+                exceeded: None,
             }),
         }
     }
@@ -64,6 +96,39 @@ impl Shared {
         self.allowed = state_keys.into_iter().collect();
         self.pending.clear();
         self.pending_timers.clear();
+        self.written = 0;
+        self.exceeded = None;
+    }
+
+    /// Why the call in progress wrote more than its budget, if it did (the
+    /// operator then fails the call, whatever the guest returned).
+    pub(super) fn take_exceeded(&mut self) -> Option<String> {
+        self.exceeded.take()
+    }
+
+    /// Charges a write of `bytes` that leaves state `name` of one key
+    /// holding `holds` bytes; refuses it (and remembers why) when over budget.
+    fn charge(&mut self, name: &str, bytes: usize, holds: usize) -> Result<(), String> {
+        let refused = if holds as u64 > self.budget.per_value {
+            Some(format!(
+                "state `{name}` of one key would hold {holds} bytes, above the limit of {} (limits.state_value)",
+                self.budget.per_value
+            ))
+        } else if self.written.saturating_add(bytes as u64) > self.budget.per_call {
+            Some(format!("the call wrote more than {} bytes of state (limits.state_per_call)", self.budget.per_call))
+        } else {
+            None
+        };
+        match refused {
+            Some(reason) => {
+                self.exceeded.get_or_insert_with(|| reason.clone());
+                Err(reason)
+            }
+            None => {
+                self.written += bytes as u64;
+                Ok(())
+            }
+        }
     }
 
     /// Applies the writes of a successful call.
@@ -183,6 +248,7 @@ impl KeyedAccess for ProcessAccess {
         let mut s = self.lock();
         let sk = s.key(key)?;
         let ns = s.ns(name);
+        s.charge(name, value.len(), value.len())?;
         s.write(ns, sk, Some(value.to_vec()));
         Ok(())
     }
@@ -205,7 +271,10 @@ impl KeyedAccess for ProcessAccess {
         let mut s = self.lock();
         let sk = s.key(key)?;
         let ns = s.ns(name);
-        let mut map = decode_map(s.read(ns, &sk));
+        let current = s.read(ns, &sk);
+        let holds = current.as_ref().map_or(0, Vec::len) + field.len() + value.len() + 8;
+        s.charge(name, field.len() + value.len(), holds)?;
+        let mut map = decode_map(current);
         map.insert(field.to_vec(), value.to_vec());
         s.write(ns, sk, encode_map(&map));
         Ok(())
@@ -237,11 +306,19 @@ impl KeyedAccess for ProcessAccess {
         let mut s = self.lock();
         let sk = s.key(key)?;
         let ns = s.ns(name);
-        let mut bytes = s.read(ns, &sk).unwrap_or_default();
         let mut w = weir_batch::Writer::new();
         w.bytes(item);
-        bytes.extend_from_slice(&w.into_inner());
-        s.write(ns, sk, Some(bytes));
+        let encoded = w.into_inner();
+        let slot = (ns, sk);
+        if !s.pending.contains_key(&slot) {
+            let current = s.state.get(&ns, &slot.1).map(|v| v.into_owned());
+            s.pending.insert(slot.clone(), current);
+        }
+        let holds = s.pending.get(&slot).and_then(Option::as_ref).map_or(0, Vec::len) + encoded.len();
+        s.charge(name, encoded.len(), holds)?;
+        if let Some(value) = s.pending.get_mut(&slot) {
+            value.get_or_insert_with(Vec::new).extend_from_slice(&encoded);
+        }
         Ok(())
     }
 
@@ -265,9 +342,58 @@ mod tests {
     use super::*;
     use crate::state::MemoryBackend;
 
+    const UNLIMITED: StateBudget = StateBudget { per_call: u64::MAX, per_value: u64::MAX };
+
+    fn one_key(budget: StateBudget) -> ProcessAccess {
+        let access = ProcessAccess::new(Box::new(MemoryBackend::new()), 3, 128, budget);
+        let mut sk = Vec::new();
+        state_key(key_group(b"k", 128), b"k", &mut sk);
+        access.lock().begin([sk]);
+        access
+    }
+
+    #[test]
+    fn a_state_bomb_is_refused_before_it_is_copied_and_fails_the_call() {
+        let access = one_key(StateBudget { per_call: 1000, per_value: 600 });
+        access.value_set(b"k", "v", &[1; 500]).unwrap();
+        let e = access.value_set(b"k", "w", &[1; 700]).unwrap_err();
+        assert!(e.contains("limits.state_value"), "{e}");
+        // The guest may ignore the error; the call fails anyway, and nothing applies.
+        access.value_set(b"k", "x", &[1; 400]).unwrap();
+        let e = access.list_append(b"k", "l", &[1; 200]).unwrap_err();
+        assert!(e.contains("limits.state_per_call"), "{e}");
+        let reason = access.lock().take_exceeded().expect("the call is marked");
+        assert!(reason.contains("limits.state_value"), "the first refusal is the reason: {reason}");
+        access.lock().rollback();
+        assert_eq!(access.lock().state.len(), 0);
+    }
+
+    #[test]
+    fn a_list_grows_in_place_and_its_whole_size_is_bounded() {
+        let access = one_key(StateBudget { per_call: u64::MAX, per_value: 10_000 });
+        let mut appended = 0;
+        while access.list_append(b"k", "l", &[7; 100]).is_ok() {
+            appended += 1;
+        }
+        // Each item is its bytes and a length prefix; the list never passes the bound.
+        assert!((90..100).contains(&appended), "{appended} items");
+        let reason = access.lock().take_exceeded().unwrap();
+        assert!(reason.contains("state `l` of one key would hold"), "{reason}");
+        access.lock().rollback();
+        let mut sk = Vec::new();
+        state_key(key_group(b"k", 128), b"k", &mut sk);
+        access.lock().begin([sk.clone()]);
+        for _ in 0..3 {
+            access.list_append(b"k", "l", b"ab").unwrap();
+        }
+        access.lock().commit();
+        access.lock().begin([sk]);
+        assert_eq!(access.list_get(b"k", "l").unwrap(), vec![b"ab".to_vec(); 3]);
+    }
+
     #[test]
     fn writes_apply_on_commit_only_and_reads_see_them_first() {
-        let access = ProcessAccess::new(Box::new(MemoryBackend::new()), 3, 128);
+        let access = ProcessAccess::new(Box::new(MemoryBackend::new()), 3, 128, UNLIMITED);
         let mut sk = Vec::new();
         state_key(key_group(b"k", 128), b"k", &mut sk);
         access.lock().begin([sk.clone()]);
