@@ -5,6 +5,7 @@ mod bench_queries;
 mod broker_restart;
 mod containment;
 mod durability;
+mod evil_guests;
 mod input_errors;
 mod kafka;
 mod languages;

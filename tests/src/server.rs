@@ -95,6 +95,22 @@ impl Server {
         Ok(())
     }
 
+    /// Stops the server with SIGTERM; waits at most `patience` for it to
+    /// exit (then kills it). Returns its exit status, or `None` if it hung.
+    pub fn terminate_within(&mut self, patience: Duration) -> Result<Option<std::process::ExitStatus>> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        let deadline = Instant::now() + patience;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
+        Ok(None)
+    }
+
     /// Its data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
@@ -102,11 +118,21 @@ impl Server {
 
     /// Sends a request; returns the status and the JSON body (`Null` when empty).
     pub fn call(&self, method: &str, path: &str, token: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
-            .build()
-            .into();
+        self.call_within(Duration::from_secs(120), method, path, token, content_type, body)
+    }
+
+    /// [`Server::call`] that panics if no answer comes within `patience`.
+    pub fn call_within(
+        &self,
+        patience: Duration,
+        method: &str,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, Value) {
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(patience)).build().into();
         let url = format!("{}{path}", self.url);
         let auth = format!("Bearer {token}");
         let r = match method {
