@@ -7,6 +7,7 @@ mod broker_restart;
 mod containment;
 mod durability;
 mod escapes;
+mod evil_guests;
 mod input_errors;
 mod kafka;
 mod languages;

@@ -130,11 +130,21 @@ impl Server {
 
     /// Sends a request; returns the status and the JSON body (`Null` when empty).
     pub fn call(&self, method: &str, path: &str, token: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
-            .build()
-            .into();
+        self.call_within(Duration::from_secs(120), method, path, token, content_type, body)
+    }
+
+    /// [`Server::call`] that panics if no answer comes within `patience`.
+    pub fn call_within(
+        &self,
+        patience: Duration,
+        method: &str,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, Value) {
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(patience)).build().into();
         let url = format!("{}{path}", self.url);
         let auth = format!("Bearer {token}");
         let r = match method {

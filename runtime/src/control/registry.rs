@@ -72,6 +72,9 @@ impl Platform {
         }
         let loaded = self.host.load(&udf, bytes).map_err(|e| match e {
             crate::wasm::LoadError::Host(m) => ControlError::internal(m),
+            e @ crate::wasm::LoadError::TooManyResources(_) => {
+                ControlError::bad_request("component_exceeds_limits", e.to_string())
+            }
             other => ControlError::bad_request("invalid_component", other.to_string()),
         })?;
         let kinds: Vec<String> = loaded.kinds().iter().map(|k| k.step_name().to_string()).collect();

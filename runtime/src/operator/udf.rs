@@ -78,6 +78,8 @@ pub enum UdfFailure {
         /// The deadline.
         limit: Duration,
     },
+    /// The function exhausted the WebAssembly call stack (unbounded recursion).
+    StackOverflow,
     /// The instance tried to grow its memory past the cap.
     OutOfMemory {
         /// The cap, bytes.
@@ -109,6 +111,7 @@ impl UdfFailure {
             UdfFailure::Error { .. } => "error",
             UdfFailure::Trap { .. } => "trap",
             UdfFailure::Timeout { .. } => "timeout",
+            UdfFailure::StackOverflow => "stack_overflow",
             UdfFailure::OutOfMemory { .. } => "out_of_memory",
             UdfFailure::BadOutput { .. } => "bad_output",
             UdfFailure::StateTooLarge { .. } => "state_too_large",
@@ -125,6 +128,7 @@ impl fmt::Display for UdfFailure {
             UdfFailure::Timeout { limit } => {
                 write!(f, "ran past its call deadline of {limit:?} and was stopped")
             }
+            UdfFailure::StackOverflow => f.write_str("exhausted its call stack (unbounded recursion?) and was stopped"),
             UdfFailure::OutOfMemory { limit } => {
                 write!(f, "tried to grow its memory past the cap of {} MiB and was stopped", limit >> 20)
             }

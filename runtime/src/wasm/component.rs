@@ -31,6 +31,9 @@ pub enum LoadError {
     Imports(String),
     /// Lacks the interface a step needs.
     WrongKind(String),
+    /// Declares more memories, tables or core instances than an instance
+    /// may have (`InstanceCaps`).
+    TooManyResources(String),
     /// The host itself failed (engine, cache directory).
     Host(String),
 }
@@ -46,6 +49,7 @@ impl fmt::Display for LoadError {
             LoadError::Invalid(m) => write!(f, "invalid component: {m}"),
             LoadError::WrongExports(m) | LoadError::WrongKind(m) => f.write_str(m),
             LoadError::Imports(m) => write!(f, "the component imports something weir does not provide: {m}"),
+            LoadError::TooManyResources(m) => write!(f, "the component is too large to run: {m}"),
             LoadError::Host(m) => write!(f, "{m}"),
         }
     }

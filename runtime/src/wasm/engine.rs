@@ -3,6 +3,8 @@
 
 use super::bindings::Platform;
 use super::component::{check, check_preamble, LoadError, LoadedComponent};
+use super::deadline::bound_wasi_waits;
+use super::footprint::{check_footprint, InstanceCaps};
 use super::host_state::HostState;
 use super::instance::{InstanceSpec, WasmUdf};
 use crate::manifest::FunctionKind;
@@ -26,11 +28,19 @@ pub struct WasmConfig {
     pub cache_dir: Option<PathBuf>,
     /// Write `/tmp/perf-PID.map` so `perf` can name functions inside guests.
     pub perf_map: bool,
+    /// How many memories, tables and core instances one instance may have;
+    /// components declaring more are refused at load.
+    pub caps: InstanceCaps,
 }
 
 impl Default for WasmConfig {
     fn default() -> Self {
-        WasmConfig { epoch_tick: Duration::from_millis(10), cache_dir: None, perf_map: false }
+        WasmConfig {
+            epoch_tick: Duration::from_millis(10),
+            cache_dir: None,
+            perf_map: false,
+            caps: InstanceCaps::default(),
+        }
     }
 }
 
@@ -79,6 +89,7 @@ impl WasmHost {
             Engine::new(&c).map_err(|e| LoadError::Host(format!("cannot start the WebAssembly engine: {e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| LoadError::Host(format!("WASI: {e:#}")))?;
+        bound_wasi_waits(&mut linker).map_err(|e| LoadError::Host(format!("WASI waits: {e:#}")))?;
         Platform::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| LoadError::Host(format!("weir:udf imports: {e:#}")))?;
         if let Some(dir) = &config.cache_dir {
@@ -112,6 +123,7 @@ impl WasmHost {
         let start = Instant::now();
         let (component, compiled_now) = self.compile(&hash, bytes)?;
         let compile_time = if compiled_now { start.elapsed() } else { Duration::ZERO };
+        check_footprint(&component, bytes, &self.inner.config.caps)?;
         let loaded = check(&self.inner.engine, &self.inner.linker, udf, component, hash, bytes.len(), compile_time)?;
         Ok(Arc::new(loaded))
     }
@@ -158,6 +170,10 @@ impl WasmHost {
 
     pub(crate) fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    pub(crate) fn caps(&self) -> InstanceCaps {
+        self.inner.config.caps
     }
 
     pub(crate) fn ticks_for(&self, timeout: Duration) -> u64 {

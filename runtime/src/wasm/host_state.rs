@@ -1,6 +1,8 @@
 //! What a `Store` holds for one instance, and the host side of the imports.
 
 use super::bindings::weir::udf::{host, state, timers, types};
+use super::deadline::CallDeadline;
+use super::footprint::InstanceCaps;
 use super::guest_output::{GuestOutput, LogBudget, MAX_LINE_BYTES};
 use crate::operator::keyed_access::KeyedAccess;
 use std::sync::Arc;
@@ -12,7 +14,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(crate) limiter: MemoryCap,
+    pub(crate) limiter: Limiter,
+    pub(crate) deadline: CallDeadline,
     pub(crate) stderr: GuestOutput,
     label: Arc<str>,
     pub(crate) watermark: i64,
@@ -23,14 +26,20 @@ pub(crate) struct HostState {
 impl HostState {
     /// A sandbox with no files, no network, no environment: stdout and
     /// stderr go to the log; clocks and randomness are the host's.
-    pub(crate) fn new(label: Arc<str>, memory_cap: u64, keyed: Option<Arc<dyn KeyedAccess>>) -> Self {
+    pub(crate) fn new(
+        label: Arc<str>,
+        memory_cap: u64,
+        counts: InstanceCaps,
+        keyed: Option<Arc<dyn KeyedAccess>>,
+    ) -> Self {
         let stdout = GuestOutput::new(label.clone(), "stdout");
         let stderr = GuestOutput::new(label.clone(), "stderr");
         let wasi = WasiCtxBuilder::new().stdout(stdout).stderr(stderr.clone()).build();
         HostState {
             wasi,
             table: ResourceTable::new(),
-            limiter: MemoryCap { cap: memory_cap, exceeded: false, total: 0 },
+            limiter: Limiter { cap: memory_cap, exceeded: false, total: 0, counts },
+            deadline: CallDeadline::default(),
             stderr,
             label,
             watermark: i64::MIN,
@@ -40,37 +49,66 @@ impl HostState {
     }
 }
 
+impl HostState {
+    /// The WASI resource table and the call's deadline, borrowed together
+    /// (for the deadline-bounded `wasi:io/poll`).
+    pub(crate) fn table_and_deadline(&mut self) -> (&mut ResourceTable, &mut CallDeadline) {
+        (&mut self.table, &mut self.deadline)
+    }
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
-/// Caps an instance's linear memory; growing past the cap traps the call,
-/// and the flag tells the caller it was memory.
-pub(crate) struct MemoryCap {
+/// Caps what an instance holds: the bytes of all its linear memories
+/// together (a per-memory cap would give a component with N memories N
+/// times the cap), the number of memories, tables and core instances, and
+/// each table's size. Growing past the memory cap traps the call, and the
+/// flag tells the caller it was memory; too many memories, tables or
+/// instances fail the instantiation.
+pub(crate) struct Limiter {
     pub(crate) cap: u64,
     pub(crate) exceeded: bool,
     /// Bytes of linear memory of all the instance's memories (wasmtime
     /// reports a memory's creation as growth from 0).
     pub(crate) total: u64,
+    counts: InstanceCaps,
 }
 
-/// Tables are capped at this many elements.
+/// Tables are capped at this many elements each.
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
-impl ResourceLimiter for MemoryCap {
+impl ResourceLimiter for Limiter {
     fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired as u64 > self.cap {
+        let after = self.total.saturating_add(desired.saturating_sub(current) as u64);
+        if after > self.cap {
             self.exceeded = true;
-            return Err(wasmtime::format_err!("memory cap of {} bytes exceeded (asked for {desired})", self.cap));
+            return Err(wasmtime::format_err!(
+                "memory cap of {} bytes exceeded (the instance's memories would hold {after})",
+                self.cap
+            ));
         }
-        self.total += desired.saturating_sub(current) as u64;
+        self.total = after;
         Ok(true)
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        self.counts.instances as usize
+    }
+
+    fn tables(&self) -> usize {
+        self.counts.tables as usize
+    }
+
+    fn memories(&self) -> usize {
+        self.counts.memories as usize
     }
 }
 
@@ -163,3 +201,6 @@ impl timers::Host for HostState {
         self.keyed(|k| k.delete_timer(&key, at))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -117,12 +117,13 @@ impl WasmUdf {
         let c = &self.component;
         let mut store = Store::new(
             self.host.engine(),
-            HostState::new(self.label.clone(), self.spec.limits.memory, self.spec.keyed.clone()),
+            HostState::new(self.label.clone(), self.spec.limits.memory, self.host.caps(), self.spec.keyed.clone()),
         );
         store.limiter(|s| &mut s.limiter);
         store.data_mut().watermark = self.watermark;
         store.epoch_deadline_trap();
         store.set_epoch_deadline(self.host.ticks_for(self.spec.limits.call_timeout));
+        store.data_mut().deadline.start(self.spec.limits.call_timeout);
         let instance: Instance =
             c.pre.instantiate(&mut store).map_err(|e| self.describe_error(&store, e).to_string())?;
         fn load<T>(r: wasmtime::Result<T>) -> Result<T, String> {
@@ -135,6 +136,7 @@ impl WasmUdf {
         let aggregator = c.aggregator.as_ref().map(|i| load(i.load(&mut store, &instance))).transpose()?;
         let processor = c.processor.as_ref().map(|i| load(i.load(&mut store, &instance))).transpose()?;
         store.set_epoch_deadline(self.host.ticks_for(self.spec.limits.call_timeout));
+        store.data_mut().deadline.start(self.spec.limits.call_timeout);
         match lifecycle.call_init(&mut store, &self.spec.params) {
             Ok(Ok(())) => Ok(Live { store, mapper, filter, flat_mapper, aggregator, processor }),
             Ok(Err(e)) => Err(format!("init refused the parameters: {}", describe_udf_error(&e))),
@@ -154,6 +156,7 @@ impl WasmUdf {
         let ticks = self.host.ticks_for(self.spec.limits.call_timeout);
         let live = self.live.as_mut().expect("made above");
         live.store.set_epoch_deadline(ticks);
+        live.store.data_mut().deadline.start(self.spec.limits.call_timeout);
         live.store.data_mut().watermark = self.watermark;
         match call(live) {
             Ok(r) => {
@@ -180,8 +183,13 @@ impl WasmUdf {
         if store.data().limiter.exceeded {
             return UdfFailure::OutOfMemory { limit: self.spec.limits.memory };
         }
-        if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        // A deadline that passed while the guest waited in WASI is the same
+        // failure as one that passed while it computed.
+        if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) || store.data().deadline.passed() {
             return UdfFailure::Timeout { limit: self.spec.limits.call_timeout };
+        }
+        if e.downcast_ref::<Trap>() == Some(&Trap::StackOverflow) {
+            return UdfFailure::StackOverflow;
         }
         let trap = e.downcast_ref::<Trap>().map_or_else(|| format!("{e:#}"), |t| t.to_string());
         let message = match panic_message(&store.data().stderr.tail()) {

@@ -1,6 +1,8 @@
 //! The identity map, except on records whose value starts with a trigger:
 //! `PANIC` panics, `LOOP` never returns, `OOM` allocates without bound,
-//! `REJECT` refuses the record, `DROPKEY` returns the record without its key.
+//! `SLEEP` sleeps for 30 s (blocking in WASI, where epoch interruption cannot
+//! reach), `STACK` recurses without bound, `REJECT` refuses the record,
+//! `DROPKEY` returns the record without its key.
 
 use weir_sdk::{Error, Output, Record, Result};
 
@@ -23,6 +25,12 @@ fn evil(record: &Record, out: &mut Output) -> Result<()> {
             std::hint::black_box(&hoard);
         }
     }
+    if v.starts_with(b"SLEEP") {
+        std::thread::sleep(std::time::Duration::from_secs(30));
+    }
+    if v.starts_with(b"STACK") {
+        std::hint::black_box(deeper(0, v));
+    }
     if v.starts_with(b"REJECT") {
         return Err(Error::invalid_input("REJECT requested by the record"));
     }
@@ -31,4 +39,17 @@ fn evil(record: &Record, out: &mut Output) -> Result<()> {
     }
     out.value_mut().extend_from_slice(v);
     Ok(())
+}
+
+/// Recurses until the WebAssembly stack runs out. Only wasm locals (no
+/// address-taken ones), so it is the engine's stack that overflows, not the
+/// shadow stack in linear memory; the result depends on every frame, so the
+/// recursion cannot become a loop.
+#[inline(never)]
+fn deeper(depth: u64, v: &[u8]) -> u64 {
+    if depth == u64::MAX {
+        return 0;
+    }
+    let below = deeper(depth + 1, v);
+    below.rotate_left(5) ^ u64::from(v[depth as usize % v.len()]).wrapping_mul(depth | 1)
 }
