@@ -220,3 +220,30 @@ fn a_tenant_cannot_raise_its_state_budget_above_the_servers() {
     assert_eq!(status, 429, "{body}");
     assert!(body["error"]["message"].as_str().unwrap_or_default().contains("limits.state_value"), "{body}");
 }
+
+#[test]
+fn a_64_mib_output_value_is_dead_lettered_as_output_too_large() {
+    let s = Scratch::new();
+    let lines: Vec<String> = ["a", "BIG", "b"].iter().map(|v| v.to_string()).collect();
+    s.write("in.txt", lines.join("\n"));
+    // Memory enough to build the value: the record size is what stops it.
+    s.run("name: big\nsource:\n  file: { path: in.txt }\nsteps:\n  - map: { udf: evil@1, limits: { memory: 256MiB } }\nsink:\n  file: { path: out.txt }\ndead_letter:\n  file: { path: dlq.ndjson }\n")
+        .ok()
+        .expect("the pipeline runs to the end");
+    assert_eq!(letters(&s), vec![("BIG".to_string(), "output_too_large".to_string())]);
+    assert_eq!(sorted_lines(&s.join("out.txt")).unwrap(), vec!["a", "b"]);
+}
+
+#[test]
+fn a_flat_map_flood_is_dead_lettered_as_too_many_outputs() {
+    // word-split@1 returns one record per word; a line of 5,000 words
+    // against a limit of 100 per record stands for millions per input.
+    let s = Scratch::new();
+    let flood = vec!["w"; 5_000].join(" ");
+    s.write("in.txt", format!("one two\n{flood}\nthree\n"));
+    s.run("name: flood\nbatch_size: 8\nsource:\n  file: { path: in.txt }\nsteps:\n  - flat_map: { udf: word-split@1, limits: { outputs_per_record: 100 } }\nsink:\n  file: { path: out.txt }\ndead_letter:\n  file: { path: dlq.ndjson }\n")
+        .ok()
+        .expect("the pipeline runs to the end");
+    assert_eq!(letters(&s), vec![(flood, "too_many_outputs".to_string())]);
+    assert_eq!(sorted_lines(&s.join("out.txt")).unwrap().len(), 3, "the other lines' words go on");
+}

@@ -28,7 +28,7 @@ use crate::operator::decode::{CsvColumns, Decode, SharedOrigins, TimestampCheck}
 use crate::operator::key_by::{KeyByField, RequireKey};
 use crate::operator::process::{Process, ProcessAccess, StateBudget};
 use crate::operator::swap::{StepSwitch, Switchable};
-use crate::operator::udf::{UdfInvoker, UdfStep};
+use crate::operator::udf::{OutputLimits, UdfInvoker, UdfStep};
 use crate::operator::window::aggregation::{Aggregation, UdfAggregate};
 use crate::operator::window::builtin::Builtin;
 use crate::operator::window::{
@@ -389,7 +389,7 @@ impl ChainBuilder<'_> {
     fn udf_step(&mut self, step: &StepSpec, u: &UdfStepSpec, subtask: u32) -> UdfStep {
         let (invoker, _) = self.instance(step.index, subtask);
         let ctx = self.ctx(step.label(), subtask, &self.step_metrics[step.index]);
-        UdfStep::new(u.function, invoker, u.on_error, ctx)
+        UdfStep::new(u.function, invoker, u.on_error, ctx).with_output_limits(OutputLimits::of(&u.limits))
     }
 
     /// The chain of the first segment: decode, event time, then the steps;

@@ -472,6 +472,12 @@ pub struct Limits {
     /// The most bytes one key's named state may hold (a value, a whole map
     /// or list): a write past it fails the call with `state_too_large`.
     pub state_value: u64,
+    /// Records a `flat_map` call may return per input record, on average
+    /// over its batch: a call past it fails with `too_many_outputs`.
+    pub outputs_per_record: u64,
+    /// The largest record (key, value and headers) a function may return:
+    /// a larger one fails the call with `output_too_large`.
+    pub record_size: u64,
 }
 
 impl Limits {
@@ -489,6 +495,8 @@ impl Default for Limits {
             recycle_above: None,
             state_per_call: 64 << 20,
             state_value: 16 << 20,
+            outputs_per_record: 10_000,
+            record_size: 16 << 20,
         }
     }
 }

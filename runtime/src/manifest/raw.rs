@@ -50,6 +50,8 @@ struct RawLimits {
     recycle_above: Option<Scalar>,
     state_per_call: Option<Scalar>,
     state_value: Option<Scalar>,
+    outputs_per_record: Option<u64>,
+    record_size: Option<Scalar>,
 }
 
 /// A scalar written either as text or as a number (`64MiB` or `1048576`).
@@ -395,6 +397,7 @@ fn limits(v: Value, defaults: Limits, at: &str) -> Result<Limits> {
     for (field, raw, slot) in [
         ("state_per_call", raw.state_per_call, &mut l.state_per_call),
         ("state_value", raw.state_value, &mut l.state_value),
+        ("record_size", raw.record_size, &mut l.record_size),
     ] {
         if let Some(text) = raw.map(Scalar::text) {
             let bytes = parse_size(&text).map_err(|e| ManifestError::new(format!("{at}.{field}"), e))?;
@@ -406,6 +409,12 @@ fn limits(v: Value, defaults: Limits, at: &str) -> Result<Limits> {
             }
             *slot = bytes;
         }
+    }
+    if let Some(n) = raw.outputs_per_record {
+        if n == 0 {
+            return Err(ManifestError::new(format!("{at}.outputs_per_record"), "must be at least 1"));
+        }
+        l.outputs_per_record = n;
     }
     Ok(l)
 }

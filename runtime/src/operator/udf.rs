@@ -90,6 +90,22 @@ pub enum UdfFailure {
         /// What is wrong with them.
         message: String,
     },
+    /// The call returned more records per input than its limits allow.
+    TooManyOutputs {
+        /// Records returned.
+        returned: usize,
+        /// Inputs of the call.
+        inputs: usize,
+        /// The limit per input.
+        limit: u64,
+    },
+    /// The call returned a record larger than its limits allow.
+    OutputTooLarge {
+        /// Its size, bytes.
+        size: usize,
+        /// The limit, bytes.
+        limit: u64,
+    },
     /// The call wrote more keyed state than its limits allow (nothing of it
     /// was applied).
     StateTooLarge {
@@ -115,6 +131,8 @@ impl UdfFailure {
             UdfFailure::OutOfMemory { .. } => "out_of_memory",
             UdfFailure::BadOutput { .. } => "bad_output",
             UdfFailure::StateTooLarge { .. } => "state_too_large",
+            UdfFailure::TooManyOutputs { .. } => "too_many_outputs",
+            UdfFailure::OutputTooLarge { .. } => "output_too_large",
             UdfFailure::Unavailable { .. } => "unavailable",
         }
     }
@@ -136,6 +154,14 @@ impl fmt::Display for UdfFailure {
                 write!(f, "returned output that breaks the contract: {message}")
             }
             UdfFailure::StateTooLarge { message } => write!(f, "wrote too much state: {message}"),
+            UdfFailure::TooManyOutputs { returned, inputs, limit } => write!(
+                f,
+                "returned {returned} records for {inputs} inputs, above the limit of {limit} per input (limits.outputs_per_record)"
+            ),
+            UdfFailure::OutputTooLarge { size, limit } => write!(
+                f,
+                "returned a record of {size} bytes, above the limit of {limit} (limits.record_size)"
+            ),
             UdfFailure::Unavailable { message } => write!(f, "cannot be started: {message}"),
         }
     }
@@ -202,12 +228,51 @@ pub struct UdfStep {
     invoker: Box<dyn UdfInvoker>,
     policy: ErrorPolicy,
     ctx: StepContext,
+    limits: OutputLimits,
+}
+
+/// What a call may return (from the function's manifest limits): checked
+/// after the call, before anything it returned goes downstream, so a burst
+/// or a giant record costs only the call that made it (bounded by the
+/// instance's memory cap) and is dead-lettered with its own kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimits {
+    /// Records per input record, over the call's batch.
+    pub per_record: u64,
+    /// Bytes of one record.
+    pub record_size: u64,
+}
+
+impl OutputLimits {
+    /// The limits of a function's manifest limits.
+    pub fn of(limits: &crate::manifest::Limits) -> OutputLimits {
+        OutputLimits { per_record: limits.outputs_per_record, record_size: limits.record_size }
+    }
+
+    /// Checks a call's `output` for `inputs` records.
+    pub fn check(&self, output: &Batch, inputs: usize) -> Result<(), UdfFailure> {
+        if output.len() as u64 > self.per_record.saturating_mul(inputs as u64) {
+            return Err(UdfFailure::TooManyOutputs { returned: output.len(), inputs, limit: self.per_record });
+        }
+        if let Some(r) = output.iter().find(|r| r.encoded_len() as u64 > self.record_size) {
+            return Err(UdfFailure::OutputTooLarge { size: r.encoded_len(), limit: self.record_size });
+        }
+        Ok(())
+    }
 }
 
 impl UdfStep {
     /// A step calling `invoker` as `function`.
     pub fn new(function: FunctionKind, invoker: Box<dyn UdfInvoker>, policy: ErrorPolicy, ctx: StepContext) -> Self {
-        UdfStep { function, invoker, policy, ctx }
+        let limits = OutputLimits::of(&crate::manifest::Limits::default());
+        UdfStep { function, invoker, policy, ctx, limits }
+    }
+
+    /// The same step with `limits` on what a call may return.
+    #[must_use]
+    pub fn with_output_limits(mut self, limits: OutputLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Calls the function on `batch` and checks the result against the
@@ -221,6 +286,7 @@ impl UdfStep {
                     self.invoker.flat_map(batch)?
                 };
                 check_rejections(&m.rejected, batch.len())?;
+                self.limits.check(&m.output, batch.len())?;
                 if self.function == FunctionKind::Map && m.output.len() + m.rejected.len() != batch.len() {
                     return Err(UdfFailure::BadOutput {
                         message: format!(

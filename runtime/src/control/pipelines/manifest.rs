@@ -135,12 +135,18 @@ pub(super) fn apply_quotas(m: &mut Manifest, t: &Tenant) -> Result<(), ControlEr
         // Lower state limits are the tenant's choice; higher ones would let
         // one call grow the server's memory or disk past what it plans for.
         let most = Limits::default();
-        if u.limits.state_per_call > most.state_per_call || u.limits.state_value > most.state_value {
+        if u.limits.state_per_call > most.state_per_call
+            || u.limits.state_value > most.state_value
+            || u.limits.outputs_per_record > most.outputs_per_record
+            || u.limits.record_size > most.record_size
+        {
             return Err(ControlError::quota(format!(
-                "{}: limits.state_per_call and limits.state_value may be at most {} MiB and {} MiB under `weir serve`",
+                "{}: limits.state_per_call, limits.state_value, limits.outputs_per_record and limits.record_size may be at most {} MiB, {} MiB, {} and {} MiB under `weir serve`",
                 u.udf,
                 most.state_per_call >> 20,
-                most.state_value >> 20
+                most.state_value >> 20,
+                most.outputs_per_record,
+                most.record_size >> 20
             )));
         }
         if u.limits.memory > quota.memory || u.limits.call_timeout > quota.call_timeout {

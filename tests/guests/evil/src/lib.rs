@@ -1,8 +1,8 @@
 //! The identity map, except on records whose value starts with a trigger:
 //! `PANIC` panics, `LOOP` never returns, `OOM` allocates without bound,
 //! `SLEEP` sleeps for 30 s (blocking in WASI, where epoch interruption cannot
-//! reach), `STACK` recurses without bound, `REJECT` refuses the record,
-//! `DROPKEY` returns the record without its key.
+//! reach), `STACK` recurses without bound, `BIG` returns a 64 MiB value,
+//! `REJECT` refuses the record, `DROPKEY` returns the record without its key.
 
 use weir_sdk::{Error, Output, Record, Result};
 
@@ -30,6 +30,10 @@ fn evil(record: &Record, out: &mut Output) -> Result<()> {
     }
     if v.starts_with(b"STACK") {
         std::hint::black_box(deeper(0, v));
+    }
+    if v.starts_with(b"BIG") {
+        out.value_mut().resize(64 << 20, b'B');
+        return Ok(());
     }
     if v.starts_with(b"REJECT") {
         return Err(Error::invalid_input("REJECT requested by the record"));
