@@ -142,3 +142,34 @@ fn a_window_explosion_is_refused_and_a_stored_one_beyond_a_tightened_bound_fails
     let out = server.wait_output(&plain, Duration::from_secs(30), |l| !l.is_empty()).unwrap();
     assert_eq!(out, vec!["still here".to_string()]);
 }
+
+#[test]
+fn a_tenant_filling_the_disk_with_state_is_stopped_at_its_quota() {
+    let s = Scratch::new();
+    let server = Server::start(&s.join("data")).expect("server");
+    let token = server.tenant("mallory", json!({ "max_state_mib": 1 }));
+    server.upload(&token, "tally@1", &weir_tests::udf_dir().join("test").join("tally@1.wasm"));
+    // tally@1 keeps every record's value in a list per key: ~3 MB of state.
+    let id = server.pipeline(
+        &token,
+        "name: hoard\nsource:\n  http: { format: json }\n  event_time: { field: /ts }\nsteps:\n  - key_by: { field: /k }\n  - process: { udf: tally@1 }\ncheckpoint: { interval: 100ms }\n",
+    );
+    let pad = "p".repeat(1000);
+    for chunk in 0..30 {
+        let lines: Vec<String> =
+            (0..100).map(|i| format!("{{\"k\":\"k{}\",\"ts\":{},\"pad\":\"{pad}\"}}", i % 7, chunk * 100 + i)).collect();
+        let (status, _) = server.call(
+            "POST",
+            &format!("/v1/pipelines/{id}/records"),
+            &token,
+            "text/plain",
+            lines.join("\n").as_bytes(),
+        );
+        if status != 200 {
+            break; // stopped already
+        }
+    }
+    let view = wait_for(&server, &format!("/v1/pipelines/{id}"), &token, |v| v["status"] == "failed");
+    assert!(view["error"].as_str().unwrap().contains("max_state_mib"), "{view}");
+    assert_eq!(view["desired"], "stopped", "a restart must not resume it: {view}");
+}

@@ -36,7 +36,8 @@ pub fn document() -> Value {
                 "Quotas": { "type": "object", "properties": {
                     "max_pipelines": { "type": "integer", "default": 10 }, "max_parallelism": { "type": "integer", "default": 4 },
                     "memory_mib": { "type": "integer", "default": 128 }, "cpu_ms_per_call": { "type": "integer", "default": 1000 },
-                    "max_component_mib": { "type": "integer", "default": 64 } } },
+                    "max_component_mib": { "type": "integer", "default": 64 },
+                    "max_state_mib": { "type": "integer", "default": 1024 } } },
                 "NewTenant": { "type": "object", "required": ["name"], "properties": { "name": { "type": "string" }, "quotas": { "$ref": "#/components/schemas/Quotas" } } },
                 "Component": { "type": "string", "format": "binary", "description": "A WebAssembly component (wasm32-wasip2) exporting a weir:udf world" },
                 "Manifest": { "type": "string", "description": "A pipeline manifest, YAML or JSON. Sources: `http` or `bids`; the server chooses sink, dead letters, checkpoint and state directories" },

@@ -184,6 +184,9 @@ enum TenantCommand {
         /// Largest component, MiB.
         #[arg(long)]
         max_component_mib: Option<u64>,
+        /// Checkpoints and state of all its pipelines on disk, MiB.
+        #[arg(long)]
+        max_state_mib: Option<u64>,
     },
 }
 
@@ -265,6 +268,7 @@ pub fn main() -> ExitCode {
                 memory_mib,
                 cpu_ms_per_call,
                 max_component_mib,
+                max_state_mib,
             } = command;
             let d = crate::control::Quotas::default();
             let quotas = serde_json::json!({
@@ -273,6 +277,7 @@ pub fn main() -> ExitCode {
                 "memory_mib": memory_mib.unwrap_or(d.memory_mib),
                 "cpu_ms_per_call": cpu_ms_per_call.unwrap_or(d.cpu_ms_per_call),
                 "max_component_mib": max_component_mib.unwrap_or(d.max_component_mib),
+                "max_state_mib": max_state_mib.unwrap_or(d.max_state_mib),
             });
             client::tenant_create(&server.client(), &name, quotas)
         }

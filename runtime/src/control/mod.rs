@@ -97,11 +97,20 @@ pub struct Quotas {
     pub cpu_ms_per_call: u64,
     /// Largest component upload, MiB.
     pub max_component_mib: u64,
+    /// Checkpoints and state of all its pipelines on the server's disk, MiB.
+    pub max_state_mib: u64,
 }
 
 impl Default for Quotas {
     fn default() -> Self {
-        Quotas { max_pipelines: 10, max_parallelism: 4, memory_mib: 128, cpu_ms_per_call: 1000, max_component_mib: 64 }
+        Quotas {
+            max_pipelines: 10,
+            max_parallelism: 4,
+            memory_mib: 128,
+            cpu_ms_per_call: 1000,
+            max_component_mib: 64,
+            max_state_mib: 1024,
+        }
     }
 }
 
@@ -233,7 +242,12 @@ impl Platform {
         require_admin(caller)?;
         check_name("tenant", name)?;
         let q = &quotas;
-        if q.max_parallelism == 0 || q.memory_mib == 0 || q.cpu_ms_per_call == 0 || q.max_component_mib == 0 {
+        if q.max_parallelism == 0
+            || q.memory_mib == 0
+            || q.cpu_ms_per_call == 0
+            || q.max_component_mib == 0
+            || q.max_state_mib == 0
+        {
             return Err(ControlError::bad_request(
                 "invalid_quotas",
                 "quotas must be positive (max_pipelines may be 0)",

@@ -5,6 +5,7 @@
 
 use super::db::{Db, PipelineRow};
 mod manifest;
+mod state_quota;
 
 use super::redact::{checkpoint_name, redact};
 use super::{tenant, Caller, ControlError, Platform, Tenant};
@@ -18,6 +19,7 @@ use crate::operator::StepMetrics;
 use crate::types::UdfRef;
 use manifest::{apply_quotas, serve_manifest};
 use serde::{Deserialize, Serialize};
+use state_quota::StateQuota;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -249,9 +251,14 @@ impl Pipelines {
         });
         p.db.set_pipeline_state(&row.id, "running", "running", None)?;
         let (id, db, r) = (row.id.clone(), p.db.clone(), running.clone());
+        let (root, tenant, limit) = (self.root.clone(), t.id.clone(), t.quotas.max_state_mib << 20);
+        let quota = move |db: &Db| StateQuota {
+            pipelines: db.pipelines(Some(&tenant)).unwrap_or_default().iter().map(|p| root.join(&p.id)).collect(),
+            limit,
+        };
         let thread = std::thread::Builder::new()
             .name(format!("weir-pipeline-{}", row.id))
-            .spawn(move || watch(&id, job, &r, &db))
+            .spawn(move || watch(&id, job, &r, &db, &quota))
             .map_err(|e| ControlError::internal(format!("cannot start a thread: {e}")))?;
         *lock(&running.thread) = Some(thread);
         lock(&self.running).insert(row.id.clone(), running);
@@ -385,8 +392,9 @@ impl Pipelines {
     }
 }
 
-/// Runs `job` on this thread, recording checkpoints and the end state.
-fn watch(id: &str, job: Job, r: &Arc<Running>, db: &Arc<Db>) {
+/// Runs `job` on this thread, recording checkpoints and the end state; after
+/// each checkpoint, checks the tenant's state quota (see [`state_quota`]).
+fn watch(id: &str, job: Job, r: &Arc<Running>, db: &Arc<Db>, quota: &dyn Fn(&Db) -> StateQuota) {
     let runner = std::thread::Builder::new().name(format!("weir-job-{id}")).spawn(move || job.run());
     let handle = match runner {
         Ok(h) => h,
@@ -396,6 +404,7 @@ fn watch(id: &str, job: Job, r: &Arc<Running>, db: &Arc<Db>) {
         }
     };
     let mut recorded = 0u64;
+    let mut over_quota: Option<String> = None;
     let mut sync = || {
         let p = r.controls.progress();
         if p.latest_id > recorded {
@@ -408,6 +417,12 @@ fn watch(id: &str, job: Job, r: &Arc<Running>, db: &Arc<Db>) {
                 let _ =
                     db.insert_checkpoint(id, p.latest_id, kind, &path.display().to_string(), p.last_ms, p.last_at_ms);
                 recorded = p.latest_id;
+                if over_quota.is_none() {
+                    over_quota = quota(db).exceeded();
+                    if over_quota.is_some() {
+                        r.controls.abort.store(true, Ordering::SeqCst);
+                    }
+                }
             }
         }
     };
@@ -423,10 +438,17 @@ fn watch(id: &str, job: Job, r: &Arc<Running>, db: &Arc<Db>) {
         Ok(Err(e)) => ("failed".to_string(), Some(e.to_string())),
         Err(_) => ("failed".to_string(), Some("the pipeline's thread panicked".to_string())),
     };
+    let (status, error, desired) = match over_quota {
+        // Not resumed at a restart: it would fill the disk again.
+        Some(reason) => ("failed".to_string(), Some(reason), "stopped"),
+        None => {
+            let desired = if status == "failed" { "running" } else { "stopped" };
+            (status, error, desired)
+        }
+    };
     if let Some(e) = &error {
         tracing::warn!("pipeline {id} failed: {e}");
     }
-    let desired = if status == "failed" { "running" } else { "stopped" };
     let _ = db.set_pipeline_state(id, desired, &status, error.as_deref());
     *lock(&r.status) = (status, error);
 }
