@@ -156,8 +156,9 @@ fn a_tenant_filling_the_disk_with_state_is_stopped_at_its_quota() {
     );
     let pad = "p".repeat(1000);
     for chunk in 0..30 {
-        let lines: Vec<String> =
-            (0..100).map(|i| format!("{{\"k\":\"k{}\",\"ts\":{},\"pad\":\"{pad}\"}}", i % 7, chunk * 100 + i)).collect();
+        let lines: Vec<String> = (0..100)
+            .map(|i| format!("{{\"k\":\"k{}\",\"ts\":{},\"pad\":\"{pad}\"}}", i % 7, chunk * 100 + i))
+            .collect();
         let (status, _) = server.call(
             "POST",
             &format!("/v1/pipelines/{id}/records"),

@@ -22,10 +22,9 @@
 //! stdout and stderr are never full, stdin is empty, and there are no
 //! files, sockets or name lookups to wait on.
 
-use super::host_state::HostState;
 use std::future::Future;
 use std::time::{Duration, Instant};
-use wasmtime::component::{Linker, Resource};
+use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime::StoreContextMut;
 use wasmtime_wasi::p2::bindings::io::poll::{Host as _, HostPollable as _};
 use wasmtime_wasi::p2::DynPollable;
@@ -92,28 +91,35 @@ impl std::error::Error for DeadlinePassed {}
 /// bounded by the instance's [`CallDeadline`]. Fails if they were not
 /// defined (a wasmtime-wasi that names the interface differently), rather
 /// than leaving guest waits unbounded.
-pub(crate) fn bound_wasi_waits(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+pub(crate) fn bound_wasi_waits<T: Waits>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     linker.allow_shadowing(false);
-    if linker.instance(WASI_IO_POLL)?.func_wrap("poll", poll).is_ok() {
+    if linker.instance(WASI_IO_POLL)?.func_wrap("poll", poll::<T>).is_ok() {
         wasmtime::bail!("WASI defines no {WASI_IO_POLL}.poll to bound: guest waits would have no deadline");
     }
     linker.allow_shadowing(true);
     let mut poll_interface = linker.instance(WASI_IO_POLL)?;
-    poll_interface.func_wrap("poll", poll)?;
-    poll_interface.func_wrap("[method]pollable.block", block)?;
+    poll_interface.func_wrap("poll", poll::<T>)?;
+    poll_interface.func_wrap("[method]pollable.block", block::<T>)?;
     linker.allow_shadowing(false);
     Ok(())
 }
 
-fn poll(
-    mut store: StoreContextMut<'_, HostState>,
+/// What the bounded waits need of a store's data (the host state
+/// implements it; this module does not depend on the host state).
+pub(crate) trait Waits: 'static {
+    /// The WASI resource table and the call's deadline, borrowed together.
+    fn table_and_deadline(&mut self) -> (&mut ResourceTable, &mut CallDeadline);
+}
+
+fn poll<T: Waits>(
+    mut store: StoreContextMut<'_, T>,
     (pollables,): (Vec<Resource<DynPollable>>,),
 ) -> wasmtime::Result<(Vec<u32>,)> {
     let (table, deadline) = store.data_mut().table_and_deadline();
     deadline.bound(table.poll(pollables)).map(|ready| (ready,))
 }
 
-fn block(mut store: StoreContextMut<'_, HostState>, (pollable,): (Resource<DynPollable>,)) -> wasmtime::Result<()> {
+fn block<T: Waits>(mut store: StoreContextMut<'_, T>, (pollable,): (Resource<DynPollable>,)) -> wasmtime::Result<()> {
     let (table, deadline) = store.data_mut().table_and_deadline();
     deadline.bound(table.block(pollable))
 }

@@ -4,7 +4,7 @@
 use super::bindings::Platform;
 use super::component::{check, check_preamble, LoadError, LoadedComponent};
 use super::deadline::bound_wasi_waits;
-use super::footprint::{check_footprint, InstanceCaps};
+use super::footprint::{check_footprint, InstanceCaps, Refused};
 use super::host_state::HostState;
 use super::instance::{InstanceSpec, WasmUdf};
 use crate::manifest::FunctionKind;
@@ -123,7 +123,10 @@ impl WasmHost {
         let start = Instant::now();
         let (component, compiled_now) = self.compile(&hash, bytes)?;
         let compile_time = if compiled_now { start.elapsed() } else { Duration::ZERO };
-        check_footprint(&component, bytes, &self.inner.config.caps)?;
+        check_footprint(&component, bytes, &self.inner.config.caps).map_err(|r| match r {
+            Refused::TooLarge(m) => LoadError::TooManyResources(m),
+            Refused::Unreadable(m) => LoadError::Invalid(m),
+        })?;
         let loaded = check(&self.inner.engine, &self.inner.linker, udf, component, hash, bytes.len(), compile_time)?;
         Ok(Arc::new(loaded))
     }

@@ -10,14 +10,13 @@
 //! * at load (and so at upload), statically: memories and tables as
 //!   `Component::resources_required` counts them, core instances by walking
 //!   the component's core-instance sections. A refusal is a typed
-//!   [`LoadError::TooManyResources`], which `weir serve` answers with a 4xx
+//!   `LoadError::TooManyResources`, which `weir serve` answers with a 4xx
 //!   and `weir run` with exit code 2;
 //! * at instantiation, exactly, by the store's resource limiter
 //!   (`host_state::Limiter`): the static instance count is a lower bound
 //!   (a nested component instantiated N times counts once), so the limiter
 //!   is the authority and the static check is the early, clear refusal.
 
-use super::component::LoadError;
 use wasmtime::component::Component;
 
 /// Caps on what one instance of a component may have.
@@ -40,22 +39,32 @@ impl Default for InstanceCaps {
     }
 }
 
+/// Why a component was refused (the loader turns it into its `LoadError`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// It declares more than the caps.
+    TooLarge(String),
+    /// Its binary could not be read.
+    Unreadable(String),
+}
+
 /// Refuses `component` (compiled from `bytes`) if it declares more than `caps`.
-pub(crate) fn check_footprint(component: &Component, bytes: &[u8], caps: &InstanceCaps) -> Result<(), LoadError> {
+pub(crate) fn check_footprint(component: &Component, bytes: &[u8], caps: &InstanceCaps) -> Result<(), Refused> {
     let Some(needs) = component.resources_required() else {
-        return Err(LoadError::TooManyResources(
+        return Err(Refused::TooLarge(
             "the component instantiates core modules it imports, whose memories and tables cannot be counted"
                 .to_string(),
         ));
     };
-    let instances = core_instances(bytes).map_err(|e| LoadError::Invalid(format!("cannot read the component: {e}")))?;
+    let instances =
+        core_instances(bytes).map_err(|e| Refused::Unreadable(format!("cannot read the component: {e}")))?;
     for (what, declared, cap) in [
         ("linear memories", needs.num_memories, caps.memories),
         ("tables", needs.num_tables, caps.tables),
         ("core instances", instances, caps.instances),
     ] {
         if declared > cap {
-            return Err(LoadError::TooManyResources(format!(
+            return Err(Refused::TooLarge(format!(
                 "the component declares {declared} {what}; an instance may have at most {cap}"
             )));
         }

@@ -1,7 +1,7 @@
 //! What a `Store` holds for one instance, and the host side of the imports.
 
 use super::bindings::weir::udf::{host, state, timers, types};
-use super::deadline::CallDeadline;
+use super::deadline::{CallDeadline, Waits};
 use super::footprint::InstanceCaps;
 use super::guest_output::{GuestOutput, LogBudget, MAX_LINE_BYTES};
 use crate::operator::keyed_access::KeyedAccess;
@@ -49,10 +49,8 @@ impl HostState {
     }
 }
 
-impl HostState {
-    /// The WASI resource table and the call's deadline, borrowed together
-    /// (for the deadline-bounded `wasi:io/poll`).
-    pub(crate) fn table_and_deadline(&mut self) -> (&mut ResourceTable, &mut CallDeadline) {
+impl Waits for HostState {
+    fn table_and_deadline(&mut self) -> (&mut ResourceTable, &mut CallDeadline) {
         (&mut self.table, &mut self.deadline)
     }
 }

@@ -15,7 +15,7 @@ fn compile(bytes: &[u8]) -> Component {
     Component::new(&Engine::new(&c).unwrap(), bytes).unwrap()
 }
 
-fn check(bytes: &[u8]) -> Result<(), LoadError> {
+fn check(bytes: &[u8]) -> Result<(), Refused> {
     check_footprint(&compile(bytes), bytes, &InstanceCaps::default())
 }
 
@@ -49,7 +49,7 @@ fn many_memories_tables_or_instances_are_refused_with_the_count() {
         (component(0, 0, 65), "declares 65 core instances; an instance may have at most 64"),
     ] {
         match check(&bytes) {
-            Err(e @ LoadError::TooManyResources(_)) => assert!(e.to_string().contains(expect), "{e}"),
+            Err(Refused::TooLarge(m)) => assert!(m.contains(expect), "{m}"),
             other => panic!("expected a refusal containing {expect:?}, got {other:?}"),
         }
     }
