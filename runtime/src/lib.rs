@@ -44,3 +44,6 @@ pub mod time;
 pub mod types;
 pub mod wasm;
 pub mod window;
+
+#[cfg(test)]
+mod test_rng;

@@ -142,13 +142,8 @@ mod tests {
     /// piece within the limit unless it is one record.
     #[test]
     fn a_flat_map_burst_travels_in_messages_of_bounded_size() {
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rng = crate::test_rng::TestRng::new(0x2545_f491_4f6c_dd1d);
+        let mut next = |n: u64| rng.below(n);
         for _ in 0..200 {
             let mut w = BatchWriter::new();
             let mut expected = Vec::new();

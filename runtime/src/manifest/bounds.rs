@@ -253,13 +253,8 @@ mod tests {
     #[test]
     fn windows_per_record_is_the_most_windows_the_assigner_gives_one_record() {
         // Oracle: the assigner itself, on random sizes, slides, offsets and timestamps.
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rng = crate::test_rng::TestRng::new(0x9e37_79b9_7f4a_7c15);
+        let mut next = |n: u64| rng.below(n);
         for _ in 0..500 {
             let slide = 1 + next(50) as i64;
             let size = slide + next(400) as i64;
