@@ -341,6 +341,7 @@ fn every_route_answers_only_to_who_may_see_it() {
         case("GET", "/metrics", "/metrics", b"", [401, 200, 200]),
         case("POST", "/v1/tenants", "/v1/tenants", br#"{"name":"charlie"}"#, [401, 403, 201]),
         case("GET", "/v1/tenants", "/v1/tenants", b"", [401, 403, 200]),
+        case("PATCH", "/v1/tenants/{name}", "/v1/tenants/bravo", br#"{"quotas":{"max_pipelines":5}}"#, [401, 403, 200]),
         // Function names are per tenant: A uploading `bee-secret@1` makes its own (here a bad one).
         case("POST", "/v1/udfs/{name}/versions/{version}", "/v1/udfs/bee-secret/versions/1", b"junk", [401, 400, 403]),
         case("DELETE", "/v1/udfs/{name}/versions/{version}", "/v1/udfs/bee-secret/versions/1", b"", [401, 404, 403]),

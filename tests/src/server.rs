@@ -151,6 +151,7 @@ impl Server {
             "GET" => agent.get(&url).header("Authorization", &auth).call(),
             "DELETE" => agent.delete(&url).header("Authorization", &auth).call(),
             "PUT" => agent.put(&url).header("Authorization", &auth).content_type(content_type).send(body),
+            "PATCH" => agent.patch(&url).header("Authorization", &auth).content_type(content_type).send(body),
             _ => agent.post(&url).header("Authorization", &auth).content_type(content_type).send(body),
         };
         let mut resp = r.unwrap_or_else(|e| panic!("{method} {path}: {e}"));

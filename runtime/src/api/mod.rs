@@ -25,7 +25,7 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, patch, post, put};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -154,6 +154,7 @@ pub fn router(platform: Arc<Platform>, limits: &HttpLimits) -> Router {
         .route_layer(gate.clone());
     let admin = Router::new()
         .route("/v1/tenants", post(create_tenant).get(list_tenants))
+        .route("/v1/tenants/{name}", patch(update_tenant))
         .route_layer(gate)
         .route_layer(from_fn(auth::require_admin));
     // Layers added later run first: shed, then authenticate, then the routes' own.
@@ -192,6 +193,23 @@ fn json_body<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T, ApiError> {
 async fn create_tenant(State(p): State<Shared>, Extension(c): Who, b: Result<Bytes, BytesRejection>) -> ApiResult {
     let req: NewTenantBody = json_body(&body(b, MAX_DOCUMENT)?)?;
     created(call(&p, c, move |p, c| p.create_tenant(c, &req.name, req.quotas.unwrap_or_default())).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantChanges {
+    quotas: serde_json::Map<String, serde_json::Value>,
+}
+
+async fn update_tenant(
+    State(p): State<Shared>,
+    Path(name): Path<String>,
+    Extension(c): Who,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let req: TenantChanges = json_body(&body(b, MAX_DOCUMENT)?)?;
+    let t = call(&p, c, move |p, c| p.update_tenant(c, &name, req.quotas)).await?;
+    ok(json!({ "id": t.id, "name": t.name, "quotas": t.quotas }))
 }
 
 async fn list_tenants(State(p): State<Shared>, Extension(c): Who) -> ApiResult {
@@ -315,6 +333,7 @@ pub fn routes() -> Vec<(&'static str, &'static str)> {
         ("get", "/metrics"),
         ("post", "/v1/tenants"),
         ("get", "/v1/tenants"),
+        ("patch", "/v1/tenants/{name}"),
         ("post", "/v1/udfs/{name}/versions/{version}"),
         ("delete", "/v1/udfs/{name}/versions/{version}"),
         ("get", "/v1/udfs"),

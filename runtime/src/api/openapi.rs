@@ -39,6 +39,7 @@ pub fn document() -> Value {
                     "max_component_mib": { "type": "integer", "default": 64 },
                     "max_state_mib": { "type": "integer", "default": 1024 } } },
                 "NewTenant": { "type": "object", "required": ["name"], "properties": { "name": { "type": "string" }, "quotas": { "$ref": "#/components/schemas/Quotas" } } },
+                "TenantChanges": { "type": "object", "required": ["quotas"], "properties": { "quotas": { "type": "object", "description": "Only the quotas to change (the names of `Quotas`)" } } },
                 "Component": { "type": "string", "format": "binary", "description": "A WebAssembly component (wasm32-wasip2) exporting a weir:udf world" },
                 "Manifest": { "type": "string", "description": "A pipeline manifest, YAML or JSON. Sources: `http` or `bids`; the server chooses sink, dead letters, checkpoint and state directories" },
                 "Swap": { "type": "object", "required": ["udf"], "properties": {
@@ -56,6 +57,9 @@ pub fn document() -> Value {
             "/v1/tenants": {
                 "post": op("Create a tenant and its API token (admin)", Some(("application/json", "NewTenant")), ("201", "The tenant and its token (shown once)"), &["400", "401", "403", "409"]),
                 "get": op("List tenants (admin)", None, ("200", "Tenants"), &["401", "403"])
+            },
+            "/v1/tenants/{name}": {
+                "patch": op("Change some of a tenant's quotas (admin): `{\"quotas\": {\"max_state_mib\": 2048}}`", Some(("application/json", "TenantChanges")), ("200", "The tenant with its quotas"), &["400", "401", "403", "404"])
             },
             "/v1/udfs/{name}/versions/{version}": {
                 "post": op("Upload a function version: checked against the WIT worlds and compiled", Some(("application/wasm", "Component")), ("201", "The stored version"), &["400", "401", "409", "413"]),

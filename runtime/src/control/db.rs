@@ -157,6 +157,19 @@ impl Db {
             .map_err(internal)
     }
 
+    /// Replaces the quotas of the tenant named `name`; `None` if there is none.
+    pub fn set_tenant_quotas(&self, name: &str, quotas: &Quotas) -> Result<Option<TenantRow>, ControlError> {
+        let text = serde_json::to_string(quotas).expect("quotas serialize");
+        let n = self
+            .conn()
+            .execute("UPDATE tenants SET quotas = ?1 WHERE name = ?2", params![text, name])
+            .map_err(internal)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        Ok(self.tenants()?.into_iter().find(|t| t.name == name))
+    }
+
     /// Every tenant.
     pub fn tenants(&self) -> Result<Vec<TenantRow>, ControlError> {
         let conn = self.conn();

@@ -183,6 +183,19 @@ fn token_hash(token: &str) -> String {
     Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Quotas must be positive (a tenant may be allowed no pipelines).
+fn check_quotas(q: &Quotas) -> Result<(), ControlError> {
+    if q.max_parallelism == 0
+        || q.memory_mib == 0
+        || q.cpu_ms_per_call == 0
+        || q.max_component_mib == 0
+        || q.max_state_mib == 0
+    {
+        return Err(ControlError::bad_request("invalid_quotas", "quotas must be positive (max_pipelines may be 0)"));
+    }
+    Ok(())
+}
+
 /// Names of tenants: like pipeline names.
 fn check_name(what: &str, name: &str) -> Result<(), ControlError> {
     let ok = !name.is_empty()
@@ -241,23 +254,44 @@ impl Platform {
     pub fn create_tenant(&self, caller: &Caller, name: &str, quotas: Quotas) -> Result<NewTenant, ControlError> {
         require_admin(caller)?;
         check_name("tenant", name)?;
-        let q = &quotas;
-        if q.max_parallelism == 0
-            || q.memory_mib == 0
-            || q.cpu_ms_per_call == 0
-            || q.max_component_mib == 0
-            || q.max_state_mib == 0
-        {
-            return Err(ControlError::bad_request(
-                "invalid_quotas",
-                "quotas must be positive (max_pipelines may be 0)",
-            ));
-        }
+        check_quotas(&quotas)?;
         let id = format!("t-{}", random_hex(6));
         let token = format!("wt_{}", random_hex(24));
         let row = TenantRow { id: id.clone(), name: name.to_string(), quotas };
         self.db.insert_tenant(&row, &token_hash(&token), now_ms())?;
         Ok(NewTenant { id, name: name.to_string(), token, quotas })
+    }
+
+    /// Changes some of a tenant's quotas (admin only): `changes` names the
+    /// fields to set; the others keep their values. Running pipelines keep
+    /// the limits they started with; the new quotas apply to what the tenant
+    /// creates or resumes next, and to its state quota at once.
+    pub fn update_tenant(
+        &self,
+        caller: &Caller,
+        name: &str,
+        changes: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Tenant, ControlError> {
+        require_admin(caller)?;
+        let current = self
+            .db
+            .tenants()?
+            .into_iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| ControlError::not_found(format!("no tenant named `{name}`")))?;
+        let mut merged = match serde_json::to_value(current.quotas) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => return Err(ControlError::internal("quotas do not serialize as an object")),
+        };
+        merged.extend(changes);
+        let quotas: Quotas = serde_json::from_value(serde_json::Value::Object(merged))
+            .map_err(|e| ControlError::bad_request("invalid_quotas", e.to_string()))?;
+        check_quotas(&quotas)?;
+        let t = self
+            .db
+            .set_tenant_quotas(name, &quotas)?
+            .ok_or_else(|| ControlError::not_found(format!("no tenant named `{name}`")))?;
+        Ok(Tenant { id: t.id, name: t.name, quotas: t.quotas })
     }
 
     /// Every tenant (admin only).
