@@ -219,3 +219,28 @@ fn the_operator_changes_a_tenants_quotas_and_a_tenant_cannot() {
         server.call("PATCH", "/v1/tenants/nobody", weir_tests::server::ADMIN, "application/json", br#"{"quotas":{}}"#);
     assert_eq!(status, 404);
 }
+
+#[test]
+fn the_cli_creates_and_updates_a_tenants_quotas() {
+    let s = Scratch::new();
+    let server = Server::start(&s.join("data")).expect("server");
+    let cli = |args: &[&str]| {
+        let mut all = vec!["tenant"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--server", server.url.as_str(), "--token", weir_tests::server::ADMIN, "--json"]);
+        s.weir(&all, None)
+    };
+    let created = cli(&["create", "acme", "--max-pipelines", "2"]);
+    assert_eq!(created.code(), Some(0), "{}", created.stderr());
+    let updated = cli(&["update", "acme", "--max-state-mib", "64"]);
+    assert_eq!(updated.code(), Some(0), "{}", updated.stderr());
+    let t: Value = serde_json::from_str(updated.stdout().trim()).expect("json");
+    assert_eq!(
+        (t["quotas"]["max_pipelines"].as_u64(), t["quotas"]["max_state_mib"].as_u64()),
+        (Some(2), Some(64)),
+        "{t}"
+    );
+    let missing = cli(&["update", "nobody", "--max-pipelines", "1"]);
+    assert_eq!(missing.code(), Some(2), "{}", missing.stderr());
+    assert!(missing.stderr().contains("404"), "{}", missing.stderr());
+}

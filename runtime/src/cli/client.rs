@@ -53,6 +53,7 @@ impl Client {
             "GET" => agent.get(&url).header("Authorization", &auth).call(),
             "DELETE" => agent.delete(&url).header("Authorization", &auth).call(),
             "PUT" => agent.put(&url).header("Authorization", &auth).content_type(content_type).send(&body[..]),
+            "PATCH" => agent.patch(&url).header("Authorization", &auth).content_type(content_type).send(&body[..]),
             _ => agent.post(&url).header("Authorization", &auth).content_type(content_type).send(&body[..]),
         };
         self.finish(r)
@@ -253,6 +254,14 @@ pub(super) fn tenant_create(c: &Client, name: &str, quotas: Value) -> ExitCode {
             s(&b["id"]),
             s(&b["token"])
         );
+    })
+}
+
+/// `weir tenant update NAME --max-...`: changes only the quotas given.
+pub(super) fn tenant_update(c: &Client, name: &str, quotas: serde_json::Map<String, Value>) -> ExitCode {
+    let body = json!({ "quotas": quotas }).to_string().into_bytes();
+    c.show(c.send("PATCH", &format!("/v1/tenants/{name}"), "application/json", body), |b| {
+        println!("tenant {} ({}): {}", s(&b["name"]), s(&b["id"]), b["quotas"]);
     })
 }
 

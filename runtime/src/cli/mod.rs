@@ -168,26 +168,60 @@ enum PipelineCommand {
 
 #[derive(Subcommand)]
 enum TenantCommand {
-    /// Creates a tenant and prints its token.
+    /// Creates a tenant and prints its token (quotas not given take their defaults).
     Create {
         name: String,
-        #[arg(long)]
-        max_pipelines: Option<u32>,
-        #[arg(long)]
-        max_parallelism: Option<u32>,
-        /// Linear memory per function instance, MiB.
-        #[arg(long)]
-        memory_mib: Option<u64>,
-        /// Deadline of one function call, ms.
-        #[arg(long)]
-        cpu_ms_per_call: Option<u64>,
-        /// Largest component, MiB.
-        #[arg(long)]
-        max_component_mib: Option<u64>,
-        /// Checkpoints and state of all its pipelines on disk, MiB.
-        #[arg(long)]
-        max_state_mib: Option<u64>,
+        #[command(flatten)]
+        quotas: QuotaArgs,
     },
+    /// Changes the given quotas of a tenant (admin token); the others stay.
+    Update {
+        name: String,
+        #[command(flatten)]
+        quotas: QuotaArgs,
+    },
+}
+
+/// A tenant's quotas as flags.
+#[derive(clap::Args)]
+struct QuotaArgs {
+    /// Pipelines it may have.
+    #[arg(long)]
+    max_pipelines: Option<u32>,
+    /// Largest parallelism of a pipeline.
+    #[arg(long)]
+    max_parallelism: Option<u32>,
+    /// Linear memory per function instance, MiB.
+    #[arg(long)]
+    memory_mib: Option<u64>,
+    /// Deadline of one function call, ms.
+    #[arg(long)]
+    cpu_ms_per_call: Option<u64>,
+    /// Largest component, MiB.
+    #[arg(long)]
+    max_component_mib: Option<u64>,
+    /// Checkpoints and state of all its pipelines on disk, MiB.
+    #[arg(long)]
+    max_state_mib: Option<u64>,
+}
+
+impl QuotaArgs {
+    /// Only the quotas given, by their API names.
+    fn given(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        let mut put = |k: &str, v: Option<u64>| {
+            if let Some(v) = v {
+                m.insert(k.to_string(), v.into());
+            }
+        };
+        put("max_pipelines", self.max_pipelines.map(u64::from));
+        put("max_parallelism", self.max_parallelism.map(u64::from));
+        put("memory_mib", self.memory_mib);
+        put("cpu_ms_per_call", self.cpu_ms_per_call);
+        put("max_component_mib", self.max_component_mib);
+        put("max_state_mib", self.max_state_mib);
+        m
+    }
 }
 
 #[derive(Subcommand)]
@@ -260,26 +294,12 @@ pub fn main() -> ExitCode {
             let Some(bounds) = bounds_from(&bounds, Bounds::hosted()) else { return ExitCode::from(EXIT_INVALID) };
             serve::serve(&listen, data_dir, admin_token, bounds, http, wasm_config())
         }
-        Command::Tenant { server, command } => {
-            let TenantCommand::Create {
-                name,
-                max_pipelines,
-                max_parallelism,
-                memory_mib,
-                cpu_ms_per_call,
-                max_component_mib,
-                max_state_mib,
-            } = command;
-            let d = crate::control::Quotas::default();
-            let quotas = serde_json::json!({
-                "max_pipelines": max_pipelines.unwrap_or(d.max_pipelines),
-                "max_parallelism": max_parallelism.unwrap_or(d.max_parallelism),
-                "memory_mib": memory_mib.unwrap_or(d.memory_mib),
-                "cpu_ms_per_call": cpu_ms_per_call.unwrap_or(d.cpu_ms_per_call),
-                "max_component_mib": max_component_mib.unwrap_or(d.max_component_mib),
-                "max_state_mib": max_state_mib.unwrap_or(d.max_state_mib),
-            });
-            client::tenant_create(&server.client(), &name, quotas)
+        Command::Tenant { server, command: TenantCommand::Create { name, quotas } } => {
+            // Quotas not given are the server's defaults (serde fills them in).
+            client::tenant_create(&server.client(), &name, serde_json::Value::Object(quotas.given()))
+        }
+        Command::Tenant { server, command: TenantCommand::Update { name, quotas } } => {
+            client::tenant_update(&server.client(), &name, quotas.given())
         }
         Command::Pipeline { server, command } => {
             use PipelineCommand as P;
