@@ -122,8 +122,9 @@ fn a_window_explosion_is_refused_and_a_stored_one_beyond_a_tightened_bound_fails
     let server = Server::start(&data).expect("server");
     let token = server.tenant("mallory", json!({}));
     let window = |size: &str| {
-        format!("name: w\nsource: {{ http: {{}} }}\nsteps:\n  - key_by: {{ field: /k }}\n  - window: {{ sliding: {{ size: {size}, slide: 1ms }}, time: processing }}\n    aggregate: {{ builtin: count }}\n")
+        format!("name: w\nsource: {{ http: {{}} }}\nsteps:\n  - map: {{ udf: tag@1 }}\n  - key_by: {{ field: /k }}\n  - window: {{ sliding: {{ size: {size}, slide: 1ms }}, time: processing }}\n    aggregate: {{ builtin: count }}\n")
     };
+    server.upload(&token, "tag@1", &weir_tests::udf_dir().join("test").join("tag-one@1.wasm"));
     let (status, body) = server.call("POST", "/v1/pipelines", &token, "application/yaml", window("100000d").as_bytes());
     assert_eq!(status, 400, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("`max_windows_per_record`"), "{body}");
@@ -138,6 +139,9 @@ fn a_window_explosion_is_refused_and_a_stored_one_beyond_a_tightened_bound_fails
     let view = server.get(&format!("/v1/pipelines/{wide}"), &token);
     assert_eq!(view["status"], "failed", "{view}");
     assert!(view["error"].as_str().unwrap().contains("`max_windows_per_record`"), "{view}");
+    // It still holds on to its function: deleting it is refused.
+    let (status, body) = server.call("DELETE", "/v1/udfs/tag/versions/1", &token, "", b"");
+    assert_eq!(status, 409, "{body}");
     server.send(&token, &plain, &["still here".to_string()]);
     let out = server.wait_output(&plain, Duration::from_secs(30), |l| !l.is_empty()).unwrap();
     assert_eq!(out, vec!["still here".to_string()]);

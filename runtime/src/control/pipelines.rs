@@ -357,8 +357,10 @@ impl Pipelines {
             let in_use = match lock(&self.running).get(&row.id) {
                 Some(r) => lock(&r.current).values().any(|u| u == udf),
                 None => {
+                    // Whatever today's bounds: a stopped pipeline beyond a
+                    // tightened bound still keeps its functions.
                     let dir = self.dir(&row.id);
-                    serve_manifest(&row.manifest, &dir, &row.steps, &self.bounds)
+                    serve_manifest(&row.manifest, &dir, &row.steps, &Bounds::none())
                         .map(|m| {
                             m.udf_steps().any(|(_, u)| u.udf.to_string() == udf)
                                 || m.timestamp_udf().is_some_and(|u| u.udf.to_string() == udf)

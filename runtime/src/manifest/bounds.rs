@@ -70,6 +70,20 @@ impl Bounds {
         Bounds { min_checkpoint_interval: Duration::from_millis(100), ..Bounds::default() }
     }
 
+    /// No bounds: for reading what a stored manifest refers to (which
+    /// functions it calls), which must not depend on today's bounds.
+    pub fn none() -> Bounds {
+        Bounds {
+            max_parallelism: u32::MAX,
+            max_key_groups: u32::MAX,
+            max_windows_per_record: u64::MAX,
+            max_count_window: u64::MAX,
+            max_session_gap: Duration::MAX,
+            max_batch_size: usize::MAX,
+            min_checkpoint_interval: Duration::ZERO,
+        }
+    }
+
     /// Sets the bound `name` from text (`max_session_gap=1d`).
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
         let count = || value.trim().parse::<u64>().map_err(|_| format!("{name}: `{value}` is not a whole number"));
