@@ -249,6 +249,78 @@ fn request_flood_is_shed_with_503() {
 }
 
 #[test]
+fn one_tenants_request_flood_does_not_take_the_others_share() {
+    let s = Scratch::new();
+    let server = Server::start_with(&s.join("data"), &["--max-requests-in-flight-per-tenant", "2"]).expect("server");
+    let (greedy, quiet) = (server.tenant("greedy", json!({})), server.tenant("quiet", json!({})));
+    // The greedy tenant holds its whole share with uploads that never finish.
+    let mut slow: Vec<Raw> = (0..2).map(|_| Raw::connect(&server)).collect();
+    for (i, conn) in slow.iter_mut().enumerate() {
+        conn.send_head("POST", &format!("/v1/udfs/slow{i}/versions/1"), Some(&greedy), 4096, b"\0asm");
+    }
+    let deadline = Instant::now() + GUARD;
+    let (status, reply) = loop {
+        let (status, reply) = server.call("GET", "/v1/udfs", &greedy, "", b"");
+        // 200 until both slow requests have reached the server.
+        if status != 200 || Instant::now() > deadline {
+            break (status, reply);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status, 429, "{reply}");
+    assert_eq!(reply["error"]["code"], "tenant_overloaded", "{reply}");
+    // The other tenant and the admin are served meanwhile.
+    assert_eq!(server.call("GET", "/v1/udfs", &quiet, "", b"").0, 200);
+    assert_eq!(server.call("GET", "/v1/tenants", ADMIN, "", b"").0, 200);
+    drop(slow);
+    let deadline = Instant::now() + GUARD;
+    while server.call("GET", "/v1/udfs", &greedy, "", b"").0 != 200 {
+        assert!(Instant::now() < deadline, "the tenant is still refused after its slow requests went away");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_config_file_sets_bounds_http_limits_and_new_tenants_quotas() {
+    let s = Scratch::new();
+    let config = s.write(
+        "serve.yaml",
+        "bounds: { max_windows_per_record: 10 }\nhttp: { max_requests_in_flight_per_tenant: 3 }\n\
+         tenant_defaults: { max_pipelines: 1, memory_mib: 32 }\n",
+    );
+    let server = Server::start_with(&s.join("data"), &["--config", config.to_str().unwrap()]).expect("server");
+    let tenant = server.tenant("acme", json!({}));
+    let tenants = server.get("/v1/tenants", ADMIN);
+    let quotas = &tenants["tenants"][0]["quotas"];
+    assert_eq!((quotas["max_pipelines"].as_u64(), quotas["memory_mib"].as_u64()), (Some(1), Some(32)), "{tenants}");
+    // A quota given at creation wins over the file's default.
+    server.tenant("big", json!({ "max_pipelines": 7 }));
+    let tenants = server.get("/v1/tenants", ADMIN);
+    let big = tenants["tenants"].as_array().unwrap().iter().find(|t| t["name"] == "big").unwrap();
+    assert_eq!(big["quotas"]["max_pipelines"], 7, "{tenants}");
+    assert_eq!(big["quotas"]["memory_mib"], 32, "{tenants}");
+    // The file's bound applies to manifests.
+    let manifest = "name: w\nsource: { http: {} }\nsteps:\n  - key_by: { field: /k }\n  - window: { sliding: { size: 10s, slide: 500ms }, time: processing }\n    aggregate: { builtin: count }\n";
+    let (status, reply) = server.call("POST", "/v1/pipelines", &tenant, "application/yaml", manifest.as_bytes());
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply["error"]["message"].as_str().unwrap().contains("max_windows_per_record"), "{reply}");
+}
+
+#[test]
+fn a_misspelt_config_file_stops_the_server_naming_the_key() {
+    let s = Scratch::new();
+    let config = s.write("serve.yaml", "http: { max_conections: 5 }\n");
+    let out = std::process::Command::new(weir_tests::weir_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config", config.to_str().unwrap(), "--data-dir"])
+        .arg(s.join("data"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("max_conections") && err.contains("serve.yaml"), "{err}");
+}
+
+#[test]
 fn shutdown_completes_despite_an_open_connection() {
     let s = Scratch::new();
     let mut server = Server::start_with(

@@ -11,11 +11,13 @@
 //! gate ([`super::body`]: body timeout and size).
 
 use super::error_response;
+use crate::control::Caller;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
@@ -38,6 +40,13 @@ pub struct HttpLimits {
     /// `/healthz` and `/openapi.json` are not counted, so a busy server
     /// still answers its liveness probe.
     pub max_requests_in_flight: usize,
+    /// Requests of one tenant being handled at once (default 16). A tenant's
+    /// request over its share is answered `429 Too Many Requests` with
+    /// `Retry-After: 1`, after authentication and before its body is read,
+    /// so one tenant cannot take the whole [`HttpLimits::max_requests_in_flight`]
+    /// pool (slow uploads, or many connections each with a request) and
+    /// leave the others only 503s. The admin token is not counted here.
+    pub max_requests_in_flight_per_tenant: usize,
     /// Time a client has to send a request's head (default 10 s). Hyper
     /// starts this clock whenever a connection waits for a request, so it
     /// is also the idle timeout of a kept-alive connection. A slow head
@@ -63,6 +72,7 @@ impl Default for HttpLimits {
         HttpLimits {
             max_connections: 256,
             max_requests_in_flight: 64,
+            max_requests_in_flight_per_tenant: 16,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
             max_connection_age: Duration::from_secs(600),
@@ -76,7 +86,10 @@ impl HttpLimits {
     /// timeouts longer than zero.
     pub fn validated(self) -> Result<HttpLimits, String> {
         let counts = 1..=MAX_COUNT;
-        if !counts.contains(&self.max_connections) || !counts.contains(&self.max_requests_in_flight) {
+        if !counts.contains(&self.max_connections)
+            || !counts.contains(&self.max_requests_in_flight)
+            || !counts.contains(&self.max_requests_in_flight_per_tenant)
+        {
             return Err(format!("the connection and request limits must be between 1 and {MAX_COUNT}"));
         }
         let timeouts = [
@@ -115,6 +128,49 @@ pub(super) async fn shed(State(in_flight): State<InFlight>, req: Request, next: 
     next.run(req).await
 }
 
+/// Each tenant's permits for requests in flight, made at its first request
+/// (the map holds one entry per tenant that has authenticated, a number the
+/// operator controls).
+#[derive(Debug)]
+pub(super) struct TenantInFlight {
+    per_tenant: usize,
+    tenants: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl TenantInFlight {
+    pub(super) fn new(per_tenant: usize) -> Arc<TenantInFlight> {
+        Arc::new(TenantInFlight { per_tenant, tenants: Mutex::new(HashMap::new()) })
+    }
+
+    fn permits(&self, tenant: &str) -> Arc<Semaphore> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+        tenants.entry(tenant.to_string()).or_insert_with(|| Arc::new(Semaphore::new(self.per_tenant))).clone()
+    }
+}
+
+/// Answers `429` when the calling tenant already has
+/// [`HttpLimits::max_requests_in_flight_per_tenant`] requests being handled;
+/// runs after [`super::auth::authenticate`], before the body is read.
+pub(super) async fn shed_tenant(State(limits): State<Arc<TenantInFlight>>, req: Request, next: Next) -> Response {
+    let tenant = match req.extensions().get::<Caller>() {
+        Some(Caller::Tenant(t)) => t.id.clone(),
+        _ => return next.run(req).await,
+    };
+    let Ok(_permit) = limits.permits(&tenant).try_acquire_owned() else {
+        let mut resp = error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "tenant_overloaded",
+            format!(
+                "this tenant already has {} requests in flight (max_requests_in_flight_per_tenant): retry in a second",
+                limits.per_tenant
+            ),
+        );
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
+    };
+    next.run(req).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::HttpLimits;
@@ -126,6 +182,7 @@ mod tests {
         for bad in [
             HttpLimits { max_connections: 0, ..HttpLimits::default() },
             HttpLimits { max_requests_in_flight: 0, ..HttpLimits::default() },
+            HttpLimits { max_requests_in_flight_per_tenant: 0, ..HttpLimits::default() },
             HttpLimits { max_connections: usize::MAX, ..HttpLimits::default() },
             HttpLimits { header_timeout: Duration::ZERO, ..HttpLimits::default() },
             HttpLimits { body_timeout: Duration::ZERO, ..HttpLimits::default() },

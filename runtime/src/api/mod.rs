@@ -18,7 +18,7 @@ pub mod server;
 
 pub use limits::HttpLimits;
 
-use crate::control::{Caller, ControlError, ErrorKind, Platform, Quotas, SwapRequest};
+use crate::control::{Caller, ControlError, ErrorKind, Platform, SwapRequest};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -157,11 +157,19 @@ pub fn router(platform: Arc<Platform>, limits: &HttpLimits) -> Router {
         .route("/v1/tenants/{name}", patch(update_tenant))
         .route_layer(gate)
         .route_layer(from_fn(auth::require_admin));
-    // Layers added later run first: shed, then authenticate, then the routes' own.
-    let guarded =
-        tenants.merge(admin).route_layer(from_fn_with_state(platform.clone(), auth::authenticate)).route_layer(
-            from_fn_with_state(Arc::new(tokio::sync::Semaphore::new(limits.max_requests_in_flight)), limits::shed),
-        );
+    // Layers added later run first: shed, then authenticate, then the
+    // tenant's share, then the routes' own.
+    let guarded = tenants
+        .merge(admin)
+        .route_layer(from_fn_with_state(
+            limits::TenantInFlight::new(limits.max_requests_in_flight_per_tenant),
+            limits::shed_tenant,
+        ))
+        .route_layer(from_fn_with_state(platform.clone(), auth::authenticate))
+        .route_layer(from_fn_with_state(
+            Arc::new(tokio::sync::Semaphore::new(limits.max_requests_in_flight)),
+            limits::shed,
+        ));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
@@ -181,8 +189,9 @@ async fn metrics_text(State(p): State<Shared>, Extension(c): Who) -> ApiResult {
 #[serde(deny_unknown_fields)]
 struct NewTenantBody {
     name: String,
+    /// Only the quotas to set; the others are the server's defaults.
     #[serde(default)]
-    quotas: Option<Quotas>,
+    quotas: serde_json::Map<String, serde_json::Value>,
 }
 
 fn json_body<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T, ApiError> {
@@ -192,7 +201,7 @@ fn json_body<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T, ApiError> {
 
 async fn create_tenant(State(p): State<Shared>, Extension(c): Who, b: Result<Bytes, BytesRejection>) -> ApiResult {
     let req: NewTenantBody = json_body(&body(b, MAX_DOCUMENT)?)?;
-    created(call(&p, c, move |p, c| p.create_tenant(c, &req.name, req.quotas.unwrap_or_default())).await?)
+    created(call(&p, c, move |p, c| p.create_tenant(c, &req.name, req.quotas)).await?)
 }
 
 #[derive(Deserialize)]

@@ -4,6 +4,7 @@
 mod client;
 mod run;
 mod serve;
+mod serve_config;
 mod udf;
 
 use client::{Client, PipelineAction};
@@ -66,12 +67,16 @@ enum Command {
     },
     /// Runs the API server and the executor (pipelines survive restarts).
     Serve {
-        /// Address to listen on (port 0: any free port).
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: String,
-        /// Metadata (SQLite), components, state, checkpoints and output.
-        #[arg(long, default_value = "weir-data")]
-        data_dir: PathBuf,
+        /// The server's config file (YAML: listen, data_dir, bounds, http,
+        /// tenant_defaults; see deploy/weir-serve.yaml). Flags win over it.
+        #[arg(long, env = "WEIR_SERVE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address to listen on (port 0: any free port) [default: 127.0.0.1:8080].
+        #[arg(long)]
+        listen: Option<String>,
+        /// Metadata (SQLite), components, state, checkpoints and output [default: weir-data].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
         /// The admin token (default: DATA_DIR/admin-token, made on first start).
         #[arg(long, env = "WEIR_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
@@ -290,9 +295,24 @@ pub fn main() -> ExitCode {
         }
         Command::Udf { command: UdfCommand::List { server } } => client::udf_list(&server.client()),
         Command::Udf { command: UdfCommand::Delete { udf, server } } => client::udf_delete(&server.client(), &udf),
-        Command::Serve { listen, data_dir, admin_token, bounds, http } => {
-            let Some(bounds) = bounds_from(&bounds, Bounds::hosted()) else { return ExitCode::from(EXIT_INVALID) };
-            serve::serve(&listen, data_dir, admin_token, bounds, http, wasm_config())
+        Command::Serve { config, listen, data_dir, admin_token, bounds, http } => {
+            let file = match config.as_deref().map(serve_config::ServeConfig::load).transpose() {
+                Ok(c) => c.unwrap_or_default(),
+                Err(e) => {
+                    eprintln!("weir: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            let base = file.bounds(Bounds::hosted()).expect("checked when the file was loaded");
+            let Some(bounds) = bounds_from(&bounds, base) else { return ExitCode::from(EXIT_INVALID) };
+            let listen = listen.or(file.listen.clone()).unwrap_or_else(|| "127.0.0.1:8080".to_string());
+            let data_dir = data_dir.or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from("weir-data"));
+            let settings = serve::Settings {
+                bounds,
+                http: http.over(file.http().expect("checked when the file was loaded")),
+                tenant_defaults: file.tenant_defaults(),
+            };
+            serve::serve(&listen, data_dir, admin_token, settings, wasm_config())
         }
         Command::Tenant { server, command: TenantCommand::Create { name, quotas } } => {
             // Quotas not given are the server's defaults (serde fills them in).

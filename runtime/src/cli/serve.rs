@@ -2,7 +2,7 @@
 
 use super::EXIT_FAILED;
 use crate::api::HttpLimits;
-use crate::control::{Platform, PlatformConfig};
+use crate::control::{Platform, PlatformConfig, Quotas};
 use crate::manifest::Bounds;
 use crate::wasm::{WasmConfig, WasmHost};
 use std::io::Write;
@@ -11,8 +11,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The HTTP server's limits ([`HttpLimits`]; each flag's default is
-/// `HttpLimits::default()`'s, so the defaults are written down once).
+/// The HTTP server's limits ([`HttpLimits`]; each flag's default is the
+/// config file's value, else `HttpLimits::default()`'s, so the defaults are
+/// written down once).
 #[derive(Debug, clap::Args)]
 pub(super) struct HttpLimitArgs {
     /// Open connections at most; more are closed as soon as they are accepted [default: 256].
@@ -21,6 +22,9 @@ pub(super) struct HttpLimitArgs {
     /// Requests handled at once; more are answered 503 [default: 64].
     #[arg(long)]
     max_requests_in_flight: Option<usize>,
+    /// Requests of one tenant handled at once; more are answered 429 [default: 16].
+    #[arg(long)]
+    max_requests_in_flight_per_tenant: Option<usize>,
     /// Time to send a request's head, and the idle timeout between requests [default: 10s].
     #[arg(long, value_parser = super::parse_duration_arg)]
     header_timeout: Option<Duration>,
@@ -36,18 +40,30 @@ pub(super) struct HttpLimitArgs {
 }
 
 impl HttpLimitArgs {
-    fn limits(self) -> Result<HttpLimits, String> {
-        let d = HttpLimits::default();
+    /// `d` with the flags given applied (checked when the server starts).
+    pub(super) fn over(self, d: HttpLimits) -> HttpLimits {
         HttpLimits {
             max_connections: self.max_connections.unwrap_or(d.max_connections),
             max_requests_in_flight: self.max_requests_in_flight.unwrap_or(d.max_requests_in_flight),
+            max_requests_in_flight_per_tenant: self
+                .max_requests_in_flight_per_tenant
+                .unwrap_or(d.max_requests_in_flight_per_tenant),
             header_timeout: self.header_timeout.unwrap_or(d.header_timeout),
             body_timeout: self.body_timeout.unwrap_or(d.body_timeout),
             max_connection_age: self.max_connection_age.unwrap_or(d.max_connection_age),
             shutdown_grace: self.shutdown_grace.unwrap_or(d.shutdown_grace),
         }
-        .validated()
     }
+}
+
+/// What the operator set: from flags over the config file over the defaults.
+pub(super) struct Settings {
+    /// What a tenant's manifest may ask for.
+    pub bounds: Bounds,
+    /// The HTTP server's limits (validated at start).
+    pub http: HttpLimits,
+    /// The quotas of a tenant created without them.
+    pub tenant_defaults: Quotas,
 }
 
 /// The admin token: `WEIR_ADMIN_TOKEN`, else `DATA_DIR/admin-token` (made on first start).
@@ -76,15 +92,15 @@ pub(super) fn serve(
     listen: &str,
     data_dir: PathBuf,
     admin: Option<String>,
-    bounds: Bounds,
-    http: HttpLimitArgs,
+    settings: Settings,
     wasm: WasmConfig,
 ) -> ExitCode {
     let fail = |m: String| {
         eprintln!("weir: {m}");
         ExitCode::from(EXIT_FAILED)
     };
-    let limits = match http.limits() {
+    let Settings { bounds, http, tenant_defaults } = settings;
+    let limits = match http.validated() {
         Ok(l) => l,
         Err(e) => return fail(e),
     };
@@ -113,7 +129,10 @@ pub(super) fn serve(
         Ok(l) => l,
         Err(e) => return fail(format!("cannot listen on {listen}: {e}")),
     };
-    let platform = match Platform::start(PlatformConfig { data_dir: data_dir.clone(), admin_token, bounds }, host) {
+    let platform = match Platform::start(
+        PlatformConfig { data_dir: data_dir.clone(), admin_token, bounds, tenant_defaults },
+        host,
+    ) {
         Ok(p) => Arc::new(p),
         Err(e) => return fail(e.to_string()),
     };

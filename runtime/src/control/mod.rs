@@ -156,6 +156,8 @@ pub struct PlatformConfig {
     pub admin_token: String,
     /// What a tenant's manifest may ask for.
     pub bounds: Bounds,
+    /// The quotas of a new tenant where its creation names none.
+    pub tenant_defaults: Quotas,
 }
 
 /// The control plane: metadata, the registry, running pipelines.
@@ -183,8 +185,22 @@ fn token_hash(token: &str) -> String {
     Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `base` with the fields named in `changes` set (unknown names and values
+/// of the wrong type are a 400 naming them), checked.
+fn quotas_changed(base: Quotas, changes: serde_json::Map<String, serde_json::Value>) -> Result<Quotas, ControlError> {
+    let mut merged = match serde_json::to_value(base) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => return Err(ControlError::internal("quotas do not serialize as an object")),
+    };
+    merged.extend(changes);
+    let quotas: Quotas = serde_json::from_value(serde_json::Value::Object(merged))
+        .map_err(|e| ControlError::bad_request("invalid_quotas", e.to_string()))?;
+    check_quotas(&quotas)?;
+    Ok(quotas)
+}
+
 /// Quotas must be positive (a tenant may be allowed no pipelines).
-fn check_quotas(q: &Quotas) -> Result<(), ControlError> {
+pub fn check_quotas(q: &Quotas) -> Result<(), ControlError> {
     if q.max_parallelism == 0
         || q.memory_mib == 0
         || q.cpu_ms_per_call == 0
@@ -250,11 +266,17 @@ impl Platform {
         }
     }
 
-    /// Creates a tenant (admin only).
-    pub fn create_tenant(&self, caller: &Caller, name: &str, quotas: Quotas) -> Result<NewTenant, ControlError> {
+    /// Creates a tenant (admin only); the quotas `given` are set, the others
+    /// are the server's [`PlatformConfig::tenant_defaults`].
+    pub fn create_tenant(
+        &self,
+        caller: &Caller,
+        name: &str,
+        given: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<NewTenant, ControlError> {
         require_admin(caller)?;
         check_name("tenant", name)?;
-        check_quotas(&quotas)?;
+        let quotas = quotas_changed(self.config.tenant_defaults, given)?;
         let id = format!("t-{}", random_hex(6));
         let token = format!("wt_{}", random_hex(24));
         let row = TenantRow { id: id.clone(), name: name.to_string(), quotas };
@@ -279,14 +301,7 @@ impl Platform {
             .into_iter()
             .find(|t| t.name == name)
             .ok_or_else(|| ControlError::not_found(format!("no tenant named `{name}`")))?;
-        let mut merged = match serde_json::to_value(current.quotas) {
-            Ok(serde_json::Value::Object(m)) => m,
-            _ => return Err(ControlError::internal("quotas do not serialize as an object")),
-        };
-        merged.extend(changes);
-        let quotas: Quotas = serde_json::from_value(serde_json::Value::Object(merged))
-            .map_err(|e| ControlError::bad_request("invalid_quotas", e.to_string()))?;
-        check_quotas(&quotas)?;
+        let quotas = quotas_changed(current.quotas, changes)?;
         let t = self
             .db
             .set_tenant_quotas(name, &quotas)?

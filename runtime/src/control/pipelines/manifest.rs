@@ -2,7 +2,7 @@
 //! where the server puts its files, and the tenant's quotas.
 
 use super::super::{ControlError, Tenant};
-use crate::manifest::{Bounds, Limits, Manifest, SourceKind};
+use crate::manifest::{Bounds, Limits, Manifest, SourceKind, StateBackendKind};
 use crate::types::UdfRef;
 use serde_norway::{Mapping, Value};
 use std::collections::BTreeMap;
@@ -97,6 +97,16 @@ pub(super) fn serve_manifest(text: &str, dir: &Path, steps: &str, bounds: &Bound
             "source: not available under `weir serve`; sources available here: {}",
             SERVE_SOURCES.join(", ")
         )));
+    }
+    // Keyed state by an allow-list too: RocksDB's memory is bounded by its
+    // configuration and its files count against the tenant's state quota;
+    // the memory backend grows in the server's heap between checkpoints,
+    // where nothing bounds it. (A build without RocksDB has only memory: it
+    // is for development, not for hosting strangers.)
+    if cfg!(feature = "rocksdb") && m.state.backend == StateBackendKind::Memory {
+        return Err(bad(
+            "state.backend: `memory` would keep the pipeline's state in the server's memory, unbounded between checkpoints; under `weir serve` state is kept in `rocksdb` (omit `backend`)".into(),
+        ));
     }
     if let SourceKind::Http { journal } = &mut m.source.kind {
         *journal = Some(dir.join("ingest.log"));
@@ -216,5 +226,15 @@ mod tests {
             assert_eq!(e.kind, super::super::super::ErrorKind::BadRequest);
             assert!(e.message.contains(expect), "{text}: {e}");
         }
+    }
+
+    #[test]
+    #[cfg(feature = "rocksdb")]
+    fn state_in_the_servers_heap_is_refused_under_serve() {
+        let text = "name: a\nsource: { http: {} }\nstate: { backend: memory }\n";
+        let e = serve_manifest(text, Path::new("/d"), "{}", &Bounds::hosted()).unwrap_err();
+        assert!(e.message.starts_with("state.backend: `memory`"), "{e}");
+        let m = serve_manifest("name: a\nsource: { http: {} }\n", Path::new("/d"), "{}", &Bounds::hosted()).unwrap();
+        assert_eq!(m.state.backend, StateBackendKind::RocksDb);
     }
 }

@@ -1,0 +1,197 @@
+//! The config file of `weir serve` (`--config FILE`, YAML): where it
+//! listens and keeps its data, the bounds on manifests, the HTTP limits and
+//! the quotas of new tenants, in one document the operator can keep under
+//! version control. `deploy/weir-serve.yaml` is the documented example.
+//!
+//! Every key is optional, and a flag given on the command line wins over
+//! the file, which wins over the built-in default: the file holds the
+//! server's settings, a flag changes one for one start. Unknown keys are
+//! errors naming the key (a misspelt limit silently left at its default is
+//! the mistake an operator does not notice). The admin token is not read
+//! from here: a config file is the kind of file that gets committed, so
+//! the token stays in `WEIR_ADMIN_TOKEN` or `DATA_DIR/admin-token`.
+
+use crate::api::HttpLimits;
+use crate::control::{check_quotas, Quotas};
+use crate::manifest::{parse_duration, Bounds};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The file, as written (each value checked when it is applied).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ServeConfig {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--data-dir` (relative to the file's directory).
+    pub data_dir: Option<PathBuf>,
+    /// `--bound NAME=VALUE`, by name.
+    #[serde(default)]
+    bounds: BTreeMap<String, Scalar>,
+    /// The HTTP limits, by their flags' names with `_`.
+    #[serde(default)]
+    http: HttpSection,
+    /// What a tenant created without a quota gets.
+    #[serde(default)]
+    tenant_defaults: Quotas,
+}
+
+/// A bound's value: a number, or text with a unit (`7d`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Number(u64),
+    Text(String),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpSection {
+    max_connections: Option<usize>,
+    max_requests_in_flight: Option<usize>,
+    max_requests_in_flight_per_tenant: Option<usize>,
+    header_timeout: Option<String>,
+    body_timeout: Option<String>,
+    max_connection_age: Option<String>,
+    shutdown_grace: Option<String>,
+}
+
+impl ServeConfig {
+    /// Reads and checks the file at `path`; the error names the file and
+    /// what is wrong in it.
+    pub(super) fn load(path: &Path) -> Result<ServeConfig, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut config = ServeConfig::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if let (Some(dir), Some(base)) = (&config.data_dir, path.parent()) {
+            config.data_dir = Some(base.join(dir));
+        }
+        Ok(config)
+    }
+
+    /// Parses a document and checks every value in it.
+    pub(super) fn parse(text: &str) -> Result<ServeConfig, String> {
+        let config: ServeConfig = if text.trim().is_empty() {
+            ServeConfig::default()
+        } else {
+            serde_norway::from_str(text).map_err(|e| e.to_string())?
+        };
+        config.bounds(Bounds::hosted())?;
+        config.http()?.validated()?;
+        check_quotas(&config.tenant_defaults).map_err(|e| format!("tenant_defaults: {}", e.message))?;
+        Ok(config)
+    }
+
+    /// `base` with the file's bounds applied.
+    pub(super) fn bounds(&self, base: Bounds) -> Result<Bounds, String> {
+        let mut bounds = base;
+        for (name, value) in &self.bounds {
+            let text = match value {
+                Scalar::Number(n) => n.to_string(),
+                Scalar::Text(t) => t.clone(),
+            };
+            bounds.set(name, &text).map_err(|e| format!("bounds.{e}"))?;
+        }
+        Ok(bounds)
+    }
+
+    /// The built-in HTTP limits with the file's applied (not yet validated:
+    /// flags may still change them).
+    pub(super) fn http(&self) -> Result<HttpLimits, String> {
+        let d = HttpLimits::default();
+        let h = &self.http;
+        let duration = |name: &str, v: &Option<String>, default: Duration| match v {
+            Some(text) => parse_duration(text).map_err(|e| format!("http.{name}: {e}")),
+            None => Ok(default),
+        };
+        Ok(HttpLimits {
+            max_connections: h.max_connections.unwrap_or(d.max_connections),
+            max_requests_in_flight: h.max_requests_in_flight.unwrap_or(d.max_requests_in_flight),
+            max_requests_in_flight_per_tenant: h
+                .max_requests_in_flight_per_tenant
+                .unwrap_or(d.max_requests_in_flight_per_tenant),
+            header_timeout: duration("header_timeout", &h.header_timeout, d.header_timeout)?,
+            body_timeout: duration("body_timeout", &h.body_timeout, d.body_timeout)?,
+            max_connection_age: duration("max_connection_age", &h.max_connection_age, d.max_connection_age)?,
+            shutdown_grace: duration("shutdown_grace", &h.shutdown_grace, d.shutdown_grace)?,
+        })
+    }
+
+    /// The quotas of a tenant created without any.
+    pub(super) fn tenant_defaults(&self) -> Quotas {
+        self.tenant_defaults
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_is_every_default() {
+        let c = ServeConfig::parse("").unwrap();
+        assert_eq!(c.bounds(Bounds::hosted()).unwrap(), Bounds::hosted());
+        assert_eq!(c.http().unwrap(), HttpLimits::default());
+        assert_eq!(c.tenant_defaults(), Quotas::default());
+        assert_eq!((c.listen, c.data_dir), (None, None));
+    }
+
+    #[test]
+    fn the_documented_example_is_every_default() {
+        let c = ServeConfig::parse(include_str!("../../../deploy/weir-serve.yaml")).unwrap();
+        assert_eq!(c.bounds(Bounds::hosted()).unwrap(), Bounds::hosted());
+        assert_eq!(c.http().unwrap(), HttpLimits::default());
+        assert_eq!(c.tenant_defaults(), Quotas::default());
+        assert_eq!(c.listen.as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(c.data_dir, Some(PathBuf::from("weir-data")));
+    }
+
+    #[test]
+    fn every_section_is_applied() {
+        let c = ServeConfig::parse(
+            "listen: 0.0.0.0:9000\ndata_dir: /srv/weir\n\
+             bounds: { max_windows_per_record: 50, max_session_gap: 1h }\n\
+             http: { max_connections: 10, max_requests_in_flight_per_tenant: 2, body_timeout: 5s }\n\
+             tenant_defaults: { max_pipelines: 3, memory_mib: 64 }\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen.as_deref(), Some("0.0.0.0:9000"));
+        let b = c.bounds(Bounds::hosted()).unwrap();
+        assert_eq!((b.max_windows_per_record, b.max_session_gap), (50, Duration::from_secs(3600)));
+        assert_eq!(b.max_parallelism, Bounds::hosted().max_parallelism);
+        let h = c.http().unwrap();
+        assert_eq!((h.max_connections, h.max_requests_in_flight_per_tenant), (10, 2));
+        assert_eq!(h.body_timeout, Duration::from_secs(5));
+        assert_eq!(h.header_timeout, HttpLimits::default().header_timeout);
+        let q = c.tenant_defaults();
+        assert_eq!((q.max_pipelines, q.memory_mib, q.cpu_ms_per_call), (3, 64, Quotas::default().cpu_ms_per_call));
+    }
+
+    #[test]
+    fn a_misspelt_or_invalid_setting_is_an_error_naming_it() {
+        for (text, names) in [
+            ("bounds: { max_windows_per_recrod: 5 }", "max_windows_per_recrod"),
+            ("bounds: { max_session_gap: forever }", "max_session_gap"),
+            ("http: { max_conections: 5 }", "max_conections"),
+            ("http: { body_timeout: 0s }", "body timeout"),
+            ("http: { header_timeout: soon }", "http.header_timeout"),
+            ("tenant_defaults: { memory_mb: 5 }", "memory_mb"),
+            ("tenant_defaults: { memory_mib: 0 }", "tenant_defaults"),
+            ("admin_token: secret", "admin_token"),
+        ] {
+            let e = ServeConfig::parse(text).unwrap_err();
+            assert!(e.contains(names), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_relative_data_dir_is_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serve.yaml");
+        std::fs::write(&path, "data_dir: data\n").unwrap();
+        assert_eq!(ServeConfig::load(&path).unwrap().data_dir, Some(dir.path().join("data")));
+        let e = ServeConfig::load(&dir.path().join("missing.yaml")).unwrap_err();
+        assert!(e.contains("missing.yaml"), "{e}");
+    }
+}
