@@ -5,7 +5,9 @@
 //! instances than an instance may have. Each is contained: a dead letter of
 //! the right kind while the other records go on, a refusal at load (exit 2)
 //! or upload (a 4xx), and a server whose pipelines can still be deleted and
-//! which still shuts down.
+//! which still shuts down. The last test puts every one of them on one
+//! server beside a quiet tenant, whose output stays exact (its throughput
+//! beside each is `bench/noisy-neighbour.py`'s).
 
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -246,4 +248,112 @@ fn a_flat_map_flood_is_dead_lettered_as_too_many_outputs() {
         .expect("the pipeline runs to the end");
     assert_eq!(letters(&s), vec![(flood, "too_many_outputs".to_string())]);
     assert_eq!(sorted_lines(&s.join("out.txt")).unwrap().len(), 3, "the other lines' words go on");
+}
+
+/// Waits until pipeline `id`'s dead letters hold `n` lines; their (value
+/// prefix, kind), sorted.
+fn hosted_letters(server: &Server, id: &str, n: usize) -> Vec<(String, String)> {
+    let path = server.data_dir().join(format!("pipelines/{id}/dead-letters.jsonl"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.lines().count() >= n || std::time::Instant::now() > deadline {
+            let mut got: Vec<(String, String)> = text
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .map(|l| {
+                    let value: String = l["value"].as_str().unwrap_or_default().chars().take(5).collect();
+                    (value, l["kind"].as_str().unwrap_or_default().into())
+                })
+                .collect();
+            got.sort();
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_quiet_tenant_gets_every_record_while_another_runs_every_evil_guest() {
+    let s = Scratch::new();
+    let server = Server::start(&s.join("data")).expect("server");
+    let quiet = server.tenant("quiet", json!({}));
+    let mallory = server.tenant("mallory", json!({ "memory_mib": 256, "max_pipelines": 10 }));
+    server.upload(&quiet, "tag@1", &test_guest("tag-one"));
+    for (udf, file) in [
+        ("evil@1", test_guest("evil")),
+        ("tally@1", test_guest("tally")),
+        ("bad-init@1", test_guest("bad-init")),
+        ("word-split@1", udf_dir().join("word-split@1.wasm")),
+    ] {
+        server.upload(&mallory, udf, &file);
+    }
+    let quiet_id = server.pipeline(
+        &quiet,
+        "name: quiet\nsource: { http: {} }\nsteps:\n  - map: { udf: tag@1 }\ncheckpoint: { interval: 200ms }\n",
+    );
+    // Mallory's three pipelines: every evil map trigger, a flat_map flood, a
+    // state bomb (the bomb's budget lowered so that one request carries it).
+    let evil = server.pipeline(
+        &mallory,
+        "name: evil\nbatch_size: 4\nsource: { http: { format: lines } }\nsteps:\n  - map: { udf: evil@1, limits: { memory: 256MiB } }\ncheckpoint: { interval: 200ms }\n",
+    );
+    let flood = server.pipeline(
+        &mallory,
+        "name: flood\nsource: { http: { format: lines } }\nsteps:\n  - flat_map: { udf: word-split@1 }\ncheckpoint: { interval: 200ms }\n",
+    );
+    let bomb = server.pipeline(
+        &mallory,
+        "name: bomb\nsource:\n  http: {}\n  event_time: { field: /ts }\nsteps:\n  - key_by: { field: /k }\n  - process: { udf: tally@1, limits: { state_value: 1MiB } }\ncheckpoint: { interval: 200ms }\n",
+    );
+    // An init that never returns: refused at creation, once its deadline passed.
+    let (status, reply) = server.call(
+        "POST",
+        "/v1/pipelines",
+        &mallory,
+        "application/yaml",
+        b"name: stuck\nsource: { http: {} }\nsteps:\n  - filter: { udf: bad-init@1, params: { hang: sleep } }\n",
+    );
+    assert_eq!(status, 400, "{reply}");
+
+    // The quiet tenant's records go in between the attacks.
+    let mut want = Vec::new();
+    let triggers = ["LOOP", "SLEEP", "OOM", "STACK", "BIG", "PANIC"];
+    for (round, trigger) in triggers.iter().enumerate() {
+        server.send(&mallory, &evil, &[format!("ok {round}"), trigger.to_string()]);
+        let batch: Vec<String> = (0..200).map(|i| format!("{{\"id\":{}}}", round * 200 + i)).collect();
+        want.extend(batch.iter().map(|r| format!("{}{}", r.strip_suffix('}').unwrap(), ",\"by\":\"v1\"}")));
+        server.send(&quiet, &quiet_id, &batch);
+    }
+    server.send(&mallory, &flood, &[vec!["w"; 20_000].join(" ")]);
+    let pad = "x".repeat(2 << 20);
+    server.send(&mallory, &bomb, &[format!("{{\"k\":\"a\",\"ts\":1,\"pad\":\"{pad}\"}}")]);
+
+    let mut got = server.wait_output(&quiet_id, Duration::from_secs(120), |l| l.len() >= want.len()).unwrap();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "the quiet tenant's output is exactly its input, tagged");
+    let kinds = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        hosted_letters(&server, &evil, triggers.len()),
+        kinds(&[
+            ("BIG", "output_too_large"),
+            ("LOOP", "timeout"),
+            ("OOM", "out_of_memory"),
+            ("PANIC", "trap"),
+            ("SLEEP", "timeout"),
+            ("STACK", "stack_overflow"),
+        ])
+    );
+    assert_eq!(hosted_letters(&server, &flood, 1), kinds(&[("w w w", "too_many_outputs")]));
+    assert_eq!(hosted_letters(&server, &bomb, 1), kinds(&[("{\"k\":", "state_too_large")]));
+    // Mallory's pipelines are still running: only the records were refused.
+    for id in [&evil, &flood, &bomb] {
+        let p = server.get(&format!("/v1/pipelines/{id}"), &mallory);
+        assert_eq!(p["status"], "running", "{p}");
+    }
 }
