@@ -7,39 +7,17 @@ steady load.
 
 Defaults: $WEIR_TARGET_DIR/release/weir and udf-examples/dist/test (run
 scripts/build-udfs first). Prints one line per figure."""
-import json, os, subprocess, sys, tempfile, threading, time, urllib.request, glob, statistics
+import json, os, sys, threading, time
 
-root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-target = os.environ.get("WEIR_TARGET_DIR", os.path.expanduser("~/.cache/weir-target"))
-weir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(target, "release/weir")
-guests = sys.argv[2] if len(sys.argv) > 2 else os.path.join(root, "udf-examples/dist/test")
-data = tempfile.mkdtemp(prefix="weir-serve-bench-")
-proc = subprocess.Popen([weir, "serve", "--listen", "127.0.0.1:0", "--data-dir", data],
-                        env={**os.environ, "WEIR_ADMIN_TOKEN": "bench", "WEIR_CACHE_DIR": ""},
-                        stderr=subprocess.PIPE, text=True)
-url = None
-for line in proc.stderr:
-    if "serving on " in line:
-        url = line.split("serving on ")[1].split()[0]
-        break
-threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from weirserve import ROOT, Server
 
-def call(method, path, token, body=b"", ctype="application/json"):
-    req = urllib.request.Request(url + path, data=body if method != "GET" else None, method=method,
-                                 headers={"Authorization": "Bearer " + token, "Content-Type": ctype})
-    with urllib.request.urlopen(req, timeout=120) as r:
-        text = r.read()
-        return json.loads(text) if text.strip() else None
-
-def committed(pid):
-    n = 0
-    for f in glob.glob(os.path.join(data, "pipelines", pid, "output", "part-*.txt")):
-        with open(f, "rb") as fh:
-            n += fh.read().count(b"\n")
-    return n
+server = Server(sys.argv[1] if len(sys.argv) > 1 else None)
+guests = sys.argv[2] if len(sys.argv) > 2 else os.path.join(ROOT, "udf-examples/dist/test")
+call, committed = server.call, server.committed
 
 try:
-    token = call("POST", "/v1/tenants", "bench", json.dumps({"name": "bench"}).encode())["token"]
+    token = server.tenant("bench")
     manifest = "name: tagged\nsource: { http: { format: json } }\nsteps:\n  - map: { udf: tag@1 }\ncheckpoint: { interval: 100ms }\n"
     # 1. Upload to running: upload (validate + compile), create, first output committed.
     t0 = time.perf_counter()
@@ -109,5 +87,4 @@ try:
     print(f"hot swap under 10,000 records/s: outcome {sw['outcome']} at checkpoint {sw['barrier']}, request-to-outcome {sw['took_ms']} ms; "
           f"longest output pause {1e3*during:.0f} ms with the swap vs {1e3*base:.0f} ms without (output is committed per 100 ms checkpoint)")
 finally:
-    proc.terminate()
-    proc.wait()
+    server.stop()
