@@ -238,15 +238,19 @@ fn a_64_mib_output_value_is_dead_lettered_as_output_too_large() {
 
 #[test]
 fn a_flat_map_flood_is_dead_lettered_as_too_many_outputs() {
-    // word-split@1 returns one record per word; a line of 5,000 words
-    // against a limit of 100 per record stands for millions per input.
+    // word-split@1 returns one record per word: a line of a million words
+    // is a million outputs for one input, against the default limit of
+    // 10,000 per record.
     let s = Scratch::new();
-    let flood = vec!["w"; 5_000].join(" ");
+    let flood = vec!["w"; 1_000_000].join(" ");
     s.write("in.txt", format!("one two\n{flood}\nthree\n"));
-    s.run("name: flood\nbatch_size: 8\nsource:\n  file: { path: in.txt }\nsteps:\n  - flat_map: { udf: word-split@1, limits: { outputs_per_record: 100 } }\nsink:\n  file: { path: out.txt }\ndead_letter:\n  file: { path: dlq.ndjson }\n")
+    s.run("name: flood\nbatch_size: 8\nsource:\n  file: { path: in.txt }\nsteps:\n  - flat_map: { udf: word-split@1 }\nsink:\n  file: { path: out.txt }\ndead_letter:\n  file: { path: dlq.ndjson }\n")
         .ok()
         .expect("the pipeline runs to the end");
-    assert_eq!(letters(&s), vec![(flood, "too_many_outputs".to_string())]);
+    let letters = dead_letters(&s.join("dlq.ndjson")).expect("dead letters");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0]["kind"], "too_many_outputs");
+    assert_eq!(letters[0]["value"].as_str().map(str::len), Some(flood.len()), "the whole input is kept");
     assert_eq!(sorted_lines(&s.join("out.txt")).unwrap().len(), 3, "the other lines' words go on");
 }
 
