@@ -364,6 +364,31 @@ fn tenant_metrics_show_only_its_own_pipelines() {
     assert!(all.contains(&pa) && all.contains(&pb), "{all}");
 }
 
+#[test]
+fn quotas_too_large_to_count_in_bytes_are_refused() {
+    // Found writing the API fuzz test: 2^44 MiB is 2^64 bytes, which wrapped to a
+    // cap of 0 bytes ("the component has 51732 bytes; this tenant's limit is
+    // 17592186044416 MiB").
+    let s = Scratch::new();
+    let server = Server::start(&s.join("data")).expect("server");
+    let token = server.tenant("acme", json!({}));
+    for quota in ["memory_mib", "max_component_mib", "max_state_mib"] {
+        let body = json!({ "quotas": { quota: 1u64 << 44 } }).to_string();
+        let (status, reply) = server.call("PATCH", "/v1/tenants/acme", ADMIN, "application/json", body.as_bytes());
+        assert_eq!((status, &reply["error"]["code"]), (400, &json!("invalid_quotas")), "{quota}: {reply}");
+        assert!(reply["error"]["message"].as_str().unwrap().contains(quota), "{reply}");
+        let body = json!({ "name": "big", "quotas": { quota: 1u64 << 44 } }).to_string();
+        let (status, reply) = server.call("POST", "/v1/tenants", ADMIN, "application/json", body.as_bytes());
+        assert_eq!(status, 400, "{quota}: {reply}");
+    }
+    // The largest allowed quota is usable.
+    let body = json!({ "quotas": { "max_component_mib": 1u64 << 30, "memory_mib": 1u64 << 30 } }).to_string();
+    let (status, reply) = server.call("PATCH", "/v1/tenants/acme", ADMIN, "application/json", body.as_bytes());
+    assert_eq!(status, 200, "{reply}");
+    server.upload(&token, "tag@1", &tag_one());
+    server.pipeline(&token, TAGGED);
+}
+
 /// One request of the route table, and the status each caller should get.
 struct Case {
     method: &'static str,

@@ -199,7 +199,18 @@ fn quotas_changed(base: Quotas, changes: serde_json::Map<String, serde_json::Val
     Ok(quotas)
 }
 
-/// Quotas must be positive (a tenant may be allowed no pipelines).
+/// The largest quota in MiB (`memory_mib`, `max_component_mib`,
+/// `max_state_mib`): 1 PiB, far beyond any machine, and small enough that its
+/// bytes fit in a `u64` (a larger value used to wrap around to a tiny cap).
+pub const MAX_QUOTA_MIB: u64 = 1 << 30;
+
+/// `mib` MiB in bytes (saturating, for quotas stored before [`MAX_QUOTA_MIB`]).
+pub(crate) fn mib_bytes(mib: u64) -> u64 {
+    mib.saturating_mul(1 << 20)
+}
+
+/// Quotas must be positive (a tenant may be allowed no pipelines) and the
+/// ones in MiB at most [`MAX_QUOTA_MIB`].
 pub fn check_quotas(q: &Quotas) -> Result<(), ControlError> {
     if q.max_parallelism == 0
         || q.memory_mib == 0
@@ -208,6 +219,16 @@ pub fn check_quotas(q: &Quotas) -> Result<(), ControlError> {
         || q.max_state_mib == 0
     {
         return Err(ControlError::bad_request("invalid_quotas", "quotas must be positive (max_pipelines may be 0)"));
+    }
+    for (name, value) in
+        [("memory_mib", q.memory_mib), ("max_component_mib", q.max_component_mib), ("max_state_mib", q.max_state_mib)]
+    {
+        if value > MAX_QUOTA_MIB {
+            return Err(ControlError::bad_request(
+                "invalid_quotas",
+                format!("{name}: {value} is above the largest quota in MiB, {MAX_QUOTA_MIB} (1 PiB)"),
+            ));
+        }
     }
     Ok(())
 }
@@ -372,4 +393,28 @@ fn tenant(caller: &Caller) -> Result<&Tenant, ControlError> {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{mib_bytes, quotas_changed, Quotas, MAX_QUOTA_MIB};
+    use serde_json::json;
+
+    fn changes(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        v.as_object().cloned().expect("an object")
+    }
+
+    #[test]
+    fn quotas_in_mib_too_large_for_bytes_are_refused() {
+        // 2^44 MiB is 2^64 bytes: it used to wrap to a cap of 0 bytes.
+        for name in ["memory_mib", "max_component_mib", "max_state_mib"] {
+            let e = quotas_changed(Quotas::default(), changes(json!({ name: 1u64 << 44 }))).unwrap_err();
+            assert_eq!(e.code, "invalid_quotas", "{name}: {e}");
+            assert!(e.message.contains(name), "{e}");
+            let at_most = quotas_changed(Quotas::default(), changes(json!({ name: MAX_QUOTA_MIB }))).unwrap();
+            assert_eq!(serde_json::to_value(at_most).unwrap()[name], json!(MAX_QUOTA_MIB));
+        }
+        assert_eq!(mib_bytes(MAX_QUOTA_MIB), 1 << 50);
+        assert_eq!(mib_bytes(u64::MAX), u64::MAX);
+    }
 }

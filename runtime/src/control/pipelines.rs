@@ -251,7 +251,7 @@ impl Pipelines {
         });
         p.db.set_pipeline_state(&row.id, "running", "running", None)?;
         let (id, db, r) = (row.id.clone(), p.db.clone(), running.clone());
-        let (root, tenant, limit) = (self.root.clone(), t.id.clone(), t.quotas.max_state_mib << 20);
+        let (root, tenant, limit) = (self.root.clone(), t.id.clone(), super::mib_bytes(t.quotas.max_state_mib));
         let quota = move |db: &Db| StateQuota {
             pipelines: db.pipelines(Some(&tenant)).unwrap_or_default().iter().map(|p| root.join(&p.id)).collect(),
             limit,

@@ -53,7 +53,7 @@ impl Platform {
         let t = tenant(caller)?;
         let udf =
             UdfRef::parse(&format!("{name}@{version}")).map_err(|e| ControlError::bad_request("invalid_name", e))?;
-        let cap = t.quotas.max_component_mib << 20;
+        let cap = super::mib_bytes(t.quotas.max_component_mib);
         if bytes.len() as u64 > cap {
             return Err(ControlError::new(
                 ErrorKind::TooLarge,

@@ -1,7 +1,7 @@
 //! The manifest rules of `weir serve`: what a tenant's manifest may name,
 //! where the server puts its files, and the tenant's quotas.
 
-use super::super::{ControlError, Tenant};
+use super::super::{mib_bytes, ControlError, Tenant};
 use crate::manifest::{Bounds, Limits, Manifest, SourceKind, StateBackendKind};
 use crate::types::UdfRef;
 use serde_norway::{Mapping, Value};
@@ -130,7 +130,7 @@ pub(super) fn apply_quotas(m: &mut Manifest, t: &Tenant) -> Result<(), ControlEr
         )));
     }
     let quota = Limits {
-        memory: q.memory_mib << 20,
+        memory: mib_bytes(q.memory_mib),
         call_timeout: Duration::from_millis(q.cpu_ms_per_call),
         ..Limits::default()
     };
