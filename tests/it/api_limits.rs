@@ -365,6 +365,32 @@ fn tenant_metrics_show_only_its_own_pipelines() {
 }
 
 #[test]
+fn concurrent_resumes_start_the_pipeline_once() {
+    // Found writing the API fuzz test: two resumes at once both started a job;
+    // the second failed on the first's checkpoint lock with a 400 blaming
+    // "another weir process". One must win, the others get 409.
+    let s = Scratch::new();
+    let server = Server::start(&s.join("data")).expect("server");
+    let token = server.tenant("acme", json!({}));
+    server.upload(&token, "tag@1", &tag_one());
+    let id = server.pipeline(&token, &TAGGED.replace("tagged", "twice"));
+    for round in 0..3 {
+        let (status, reply) = server.call("POST", &format!("/v1/pipelines/{id}/stop"), &token, "", b"");
+        assert_eq!(status, 200, "round {round}: stop: {reply}");
+        let replies: Vec<(u16, Value)> = std::thread::scope(|scope| {
+            let resumes: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| server.call("POST", &format!("/v1/pipelines/{id}/resume"), &token, "", b"")))
+                .collect();
+            resumes.into_iter().map(|r| r.join().expect("a resume")).collect()
+        });
+        let started = replies.iter().filter(|(status, _)| *status == 200).count();
+        let refused = replies.iter().filter(|(status, reply)| *status == 409 && reply["error"]["code"] == "conflict");
+        assert_eq!((started, refused.count()), (1, 7), "round {round}: {replies:?}");
+        assert_eq!(server.get(&format!("/v1/pipelines/{id}"), &token)["status"], "running");
+    }
+}
+
+#[test]
 fn quotas_too_large_to_count_in_bytes_are_refused() {
     // Found writing the API fuzz test: 2^44 MiB is 2^64 bytes, which wrapped to a
     // cap of 0 bytes ("the component has 51732 bytes; this tenant's limit is

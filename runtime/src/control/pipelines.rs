@@ -184,6 +184,8 @@ pub(super) struct Pipelines {
     bounds: Bounds,
     running: Mutex<HashMap<String, Arc<Running>>>,
     journals: Mutex<HashMap<String, Arc<Journal>>>,
+    /// One lock per pipeline (made at its first resume, stop or delete), see [`Pipelines::lifecycle`].
+    lifecycles: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -192,7 +194,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Pipelines {
     pub(super) fn new(root: PathBuf, bounds: Bounds) -> Pipelines {
-        Pipelines { root, bounds, running: Mutex::new(HashMap::new()), journals: Mutex::new(HashMap::new()) }
+        Pipelines {
+            root,
+            bounds,
+            running: Mutex::new(HashMap::new()),
+            journals: Mutex::new(HashMap::new()),
+            lifecycles: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The lock that serialises resume, stop and delete of pipeline `id`.
+    /// Each looks at whether the pipeline runs and then changes that: two at
+    /// once interleaved (two resumes both started a job, the second failing
+    /// on the first's checkpoint lock with a 400 that blamed "another weir
+    /// process"; a delete during a resume left a job running for a
+    /// pipeline that no longer existed). Taken only for a pipeline that
+    /// exists, so unknown ids make no entries.
+    fn lifecycle(&self, id: &str) -> Arc<Mutex<()>> {
+        lock(&self.lifecycles).entry(id.to_string()).or_default().clone()
     }
 
     /// `text` without the server's paths (see [`super::redact`]).
@@ -527,6 +546,9 @@ impl Platform {
     /// Stops a pipeline at a savepoint (waits until it has stopped).
     pub fn stop_pipeline(&self, caller: &Caller, id: &str) -> Result<PipelineView, ControlError> {
         let t = tenant(caller)?;
+        self.pipelines.row(&self.db, t, id)?;
+        let serial = self.pipelines.lifecycle(id);
+        let _one_at_a_time = lock(&serial);
         let row = self.pipelines.row(&self.db, t, id)?;
         let r = self
             .pipelines
@@ -558,6 +580,9 @@ impl Platform {
     /// Starts a stopped (or failed) pipeline again from its newest checkpoint or savepoint.
     pub fn resume_pipeline(&self, caller: &Caller, id: &str) -> Result<PipelineView, ControlError> {
         let t = tenant(caller)?;
+        self.pipelines.row(&self.db, t, id)?;
+        let serial = self.pipelines.lifecycle(id);
+        let _one_at_a_time = lock(&serial);
         let row = self.pipelines.row(&self.db, t, id)?;
         if self.pipelines.active(id).is_some() {
             return Err(ControlError::conflict(format!("pipeline {id} is running already")));
@@ -570,6 +595,9 @@ impl Platform {
     pub fn delete_pipeline(&self, caller: &Caller, id: &str) -> Result<(), ControlError> {
         let t = tenant(caller)?;
         self.pipelines.row(&self.db, t, id)?;
+        let serial = self.pipelines.lifecycle(id);
+        let _one_at_a_time = lock(&serial);
+        self.pipelines.row(&self.db, t, id)?;
         if let Some(r) = lock(&self.pipelines.running).remove(id) {
             r.controls.abort.store(true, Ordering::SeqCst);
             if let Some(t) = lock(&r.thread).take() {
@@ -578,6 +606,8 @@ impl Platform {
         }
         lock(&self.pipelines.journals).remove(id);
         self.db.delete_pipeline(id)?;
+        // Whoever waits on this lock finds no pipeline when it gets it.
+        lock(&self.pipelines.lifecycles).remove(id);
         let dir = self.pipelines.dir(id);
         std::fs::remove_dir_all(&dir)
             .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
