@@ -415,6 +415,23 @@ fn quotas_too_large_to_count_in_bytes_are_refused() {
     server.pipeline(&token, TAGGED);
 }
 
+#[test]
+fn errors_outside_the_handlers_are_json_too() {
+    let s = Scratch::new();
+    let server = Server::start(&s.join("data")).expect("server");
+    let token = server.tenant("acme", json!({}));
+    // A method the path does not have: 405 with the error body (it had none).
+    let (status, reply) = server.call("PUT", "/v1/pipelines/p-x/stop", &token, "application/json", b"{}");
+    assert_eq!((status, &reply["error"]["code"]), (405, &json!("method_not_allowed")), "{reply}");
+    assert!(reply["error"]["message"].as_str().unwrap().contains("PUT"), "{reply}");
+    // A component sent as something else: 415, before anything is compiled.
+    let (status, reply) = server.call("POST", "/v1/udfs/tag/versions/1", &token, "text/plain", b"\0asm");
+    assert_eq!((status, &reply["error"]["code"]), (415, &json!("unsupported_media_type")), "{reply}");
+    let wasm = std::fs::read(tag_one()).unwrap();
+    let (status, reply) = server.call("POST", "/v1/udfs/tag/versions/1", &token, "Application/Wasm; x=y", &wasm);
+    assert_eq!(status, 201, "{reply}");
+}
+
 /// One request of the route table, and the status each caller should get.
 struct Case {
     method: &'static str,

@@ -23,7 +23,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use axum::{Extension, Json, Router};
@@ -175,8 +175,30 @@ pub fn router(platform: Arc<Platform>, limits: &HttpLimits) -> Router {
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .merge(guarded)
         .fallback(|| async { ApiError(ControlError::not_found("no such endpoint (see /openapi.json)")) })
+        .layer(from_fn(method_not_allowed_as_json))
         .layer(DefaultBodyLimit::max(MAX_DOCUMENT))
         .with_state(platform)
+}
+
+/// Gives axum's 405 (a method the path does not have), which has no body,
+/// the JSON error body of every other error (axum adds `Allow` afterwards).
+async fn method_not_allowed_as_json(req: axum::extract::Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    if resp.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return resp;
+    }
+    let mut json = error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "this endpoint does not answer {method}; its Allow header lists the methods it does (see /openapi.json)"
+        ),
+    );
+    if let Some(allow) = resp.headers().get(header::ALLOW) {
+        json.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    json
 }
 
 /// `/metrics`: the admin sees every pipeline, a tenant only its own.
@@ -234,13 +256,15 @@ async fn upload_udf(
     h: HeaderMap,
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    if let Some(ct) = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
-        if !matches!(ct, "application/wasm" | "application/octet-stream") {
-            return Err(ApiError(ControlError::new(
-                ErrorKind::BadRequest,
+    if let Some(ct) = h.get(header::CONTENT_TYPE) {
+        let text = String::from_utf8_lossy(ct.as_bytes());
+        let media = text.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        if !matches!(media.as_str(), "application/wasm" | "application/octet-stream") {
+            return Ok(error_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
-                format!("send the component bytes as application/wasm, not {ct}"),
-            )));
+                format!("send the component bytes as application/wasm, not {text}"),
+            ));
         }
     }
     let bytes = body(b, MAX_UPLOAD)?;
