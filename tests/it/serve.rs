@@ -402,7 +402,7 @@ fn bad_uploads_and_manifests_get_a_4xx_that_names_the_problem() {
     let (status, reply) = server.call("POST", "/v1/udfs/tag/versions/1", &token, "application/wasm", &aggregator);
     assert_eq!(status, 409, "versions are immutable: {reply}");
     let (status, reply) = server.call("POST", "/v1/udfs/x/versions/1", &token, "text/plain", b"hello");
-    assert_eq!(status, 400, "{reply}");
+    assert_eq!((status, &reply["error"]["code"]), (415, &json!("unsupported_media_type")), "{reply}");
     server.upload(&token, "counter@1", &udf_dir().join("count@1.wasm"));
     // A component for the wrong world.
     for (manifest, code, expect) in [
