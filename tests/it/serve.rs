@@ -443,3 +443,40 @@ fn bad_uploads_and_manifests_get_a_4xx_that_names_the_problem() {
     let doc = server.get("/openapi.json", "");
     assert!(doc["paths"]["/v1/pipelines/{id}/steps/{step}"]["put"].is_object());
 }
+
+#[test]
+fn a_post_to_a_failed_pipeline_is_refused_and_the_largest_record_is_read() {
+    let s = Scratch::new();
+    let server = Server::start(&s.join("data")).expect("server");
+    let token = server.tenant("acme", json!({}));
+    server.upload(&token, "evil@1", &test_guest("evil"));
+
+    // The largest record the API takes is one the pipeline reads (a record
+    // of exactly 16 MiB used to be acknowledged, then fail the pipeline).
+    let id =
+        server.pipeline(&token, "name: big\nsource: { http: { format: lines } }\ncheckpoint: { interval: 200ms }\n");
+    let largest = "x".repeat((16 << 20) - 1);
+    server.send(&token, &id, std::slice::from_ref(&largest));
+    let out = server.wait_output(&id, Duration::from_secs(60), |l| !l.is_empty()).unwrap();
+    assert_eq!(out.iter().map(String::len).collect::<Vec<_>>(), [largest.len()]);
+    let over = "x".repeat(16 << 20);
+    let (status, reply) =
+        server.call("POST", &format!("/v1/pipelines/{id}/records"), &token, "text/plain", over.as_bytes());
+    assert!(status == 400 || status == 413, "{status}: {reply}");
+
+    // A pipeline that failed says so to whoever posts to it.
+    let id = server.pipeline(
+        &token,
+        "name: fragile\nsource: { http: { format: lines } }\nsteps:\n  - map: { udf: evil@1, on_error: fail }\n",
+    );
+    server.send(&token, &id, &["PANIC".to_string()]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while server.get(&format!("/v1/pipelines/{id}"), &token)["status"] != "failed" {
+        assert!(std::time::Instant::now() < deadline, "the pipeline did not fail");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, reply) = server.call("POST", &format!("/v1/pipelines/{id}/records"), &token, "text/plain", b"more");
+    assert_eq!(status, 409, "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("has failed") && message.contains("PANIC requested"), "{reply}");
+}

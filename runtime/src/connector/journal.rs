@@ -2,34 +2,52 @@
 //! are appended here (and made durable) before the post is acknowledged;
 //! the pipeline's source follows the file like `tail -f`. Its position is a
 //! byte offset, so checkpoints replay it exactly.
+//!
+//! The writer and the reader share one [`Journal`] per file in the process
+//! ([`Journal::shared`]), and the reader reads only up to the journal's
+//! *committed* length: bytes the writer has written and made durable, and
+//! acknowledged. Issue 18: a failed append (ENOSPC, an fsync error) used to
+//! leave complete lines the reader had already taken — duplicates once the
+//! client retried — and a partial line the next append completed, merging
+//! two records; and after a crash the partial last line was cut only at the
+//! first post, after a resumed pipeline had read past it. Now a failed
+//! append is truncated back under the lock before anyone can read it, and
+//! whoever opens the journal first, reader or writer, repairs it.
 
-use super::lines::{HeaderSlot, LineReader, MAX_LINE};
+use super::lines::{HeaderSlot, LineReader, MAX_RECORD};
 use super::{Read, Source};
 use crate::checkpoint::SourcePosition;
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 /// How long a reader at the end of the journal waits before looking again.
 const POLL: Duration = Duration::from_millis(5);
 
-/// Reads a growing file; at its end it reports "nothing yet" instead of
-/// the end, and a line is read only once its newline has been written.
+/// Reads a growing journal up to its committed length; there it reports
+/// "nothing yet" instead of the end, and a line is read only once its
+/// newline has been committed.
 struct Follow {
     file: File,
+    at: u64,
+    journal: Arc<Journal>,
 }
 
 impl io::Read for Follow {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.file.read(buf)? {
-            0 => {
-                std::thread::sleep(POLL);
-                Err(io::Error::new(io::ErrorKind::WouldBlock, "at the end of the journal"))
-            }
-            n => Ok(n),
+        let committed = self.journal.committed.load(Ordering::Acquire);
+        let room = committed.saturating_sub(self.at).min(buf.len() as u64) as usize;
+        if room == 0 {
+            std::thread::sleep(POLL);
+            return Err(io::Error::new(io::ErrorKind::WouldBlock, "at the end of the journal"));
         }
+        let n = self.file.read(&mut buf[..room])?;
+        self.at += n as u64;
+        Ok(n)
     }
 }
 
@@ -40,19 +58,22 @@ pub struct JournalSource {
 }
 
 impl JournalSource {
-    /// Follows `path` from `offset` (the file is created if missing).
+    /// Follows `path` from `offset` (the journal is created if missing, and
+    /// repaired if this is its first opening in the process).
     pub fn open(path: &Path, offset: u64, skip_blank: bool, header: Option<HeaderSlot>) -> io::Result<JournalSource> {
         let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-        let mut file = OpenOptions::new().create(true).append(true).read(true).open(path).map_err(with_path)?;
-        let len = file.metadata().map_err(with_path)?.len();
+        let journal = Journal::shared(path).map_err(with_path)?;
+        let len = journal.committed.load(Ordering::Acquire);
         if offset > len {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("{}: the checkpoint is at byte {offset}, but the journal has only {len}", path.display()),
             ));
         }
+        let mut file = File::open(path).map_err(with_path)?;
         file.seek(SeekFrom::Start(offset)).map_err(with_path)?;
-        Ok(JournalSource { reader: LineReader::new(Follow { file }, offset, u64::MAX, skip_blank, header) })
+        let follow = Follow { file, at: offset, journal };
+        Ok(JournalSource { reader: LineReader::new(follow, offset, u64::MAX, skip_blank, header) })
     }
 }
 
@@ -71,13 +92,42 @@ impl Source for JournalSource {
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
-    file: Mutex<File>,
+    /// The file, and whether a failed append could not be undone (then
+    /// every later append fails: the bytes past `committed` are unknown).
+    file: Mutex<(File, bool)>,
+    /// Bytes written, durable and acknowledged: what readers may read.
+    committed: AtomicU64,
+    /// Test failpoint: the next `sync_data` fails after the write.
+    #[cfg(test)]
+    fail_next_sync: std::sync::atomic::AtomicBool,
+}
+
+/// The journals open in this process, by path (weak: a journal nobody
+/// holds is closed, and opened — repaired — again when next needed).
+fn open_journals() -> &'static Mutex<HashMap<PathBuf, Weak<Journal>>> {
+    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<Journal>>>> = OnceLock::new();
+    OPEN.get_or_init(Default::default)
 }
 
 impl Journal {
+    /// The journal at `path`, shared with every other holder in the
+    /// process; opened (see [`Journal::open`]) if nobody holds it.
+    pub fn shared(path: &Path) -> io::Result<Arc<Journal>> {
+        let mut open = open_journals().lock().unwrap_or_else(PoisonError::into_inner);
+        open.retain(|_, j| j.strong_count() > 0);
+        if let Some(j) = open.get(path).and_then(Weak::upgrade) {
+            return Ok(j);
+        }
+        let j = Arc::new(Journal::open(path)?);
+        open.insert(path.to_path_buf(), Arc::downgrade(&j));
+        Ok(j)
+    }
+
     /// Opens (or creates) the journal at `path`. A final line without its
     /// newline (a write cut by a crash, never acknowledged) is removed.
-    pub fn open(path: &Path) -> io::Result<Journal> {
+    /// Use [`Journal::shared`]: two `Journal`s of one file do not see each
+    /// other's commits.
+    fn open(path: &Path) -> io::Result<Journal> {
         let mut file = OpenOptions::new().create(true).read(true).append(true).open(path)?;
         let len = file.metadata()?.len();
         let whole = last_line_end(&mut file, len)?;
@@ -86,7 +136,13 @@ impl Journal {
             file.set_len(whole)?;
             file.sync_data()?;
         }
-        Ok(Journal { path: path.to_path_buf(), file: Mutex::new(file) })
+        Ok(Journal {
+            path: path.to_path_buf(),
+            file: Mutex::new((file, false)),
+            committed: AtomicU64::new(whole),
+            #[cfg(test)]
+            fail_next_sync: Default::default(),
+        })
     }
 
     /// Where it is.
@@ -94,23 +150,31 @@ impl Journal {
         &self.path
     }
 
+    /// Checks that `record` can be journaled: no newline, and no longer
+    /// than a line reader takes ([`MAX_RECORD`], the one limit).
+    pub fn check(n: usize, record: &[u8]) -> io::Result<()> {
+        let invalid = |m: String| Err(io::Error::new(io::ErrorKind::InvalidInput, m));
+        if record.contains(&b'\n') {
+            return invalid(format!("record {n} contains a newline"));
+        }
+        if record.len() > MAX_RECORD {
+            return invalid(format!(
+                "record {n} is {} bytes, more than the largest record of {MAX_RECORD} bytes (16 MiB with its newline)",
+                record.len()
+            ));
+        }
+        Ok(())
+    }
+
     /// Appends `records` (one per line; none may contain a newline) and
-    /// makes them durable. Either all are appended or, on error, none is
-    /// acknowledged (a partial line left by a crash is never read: the
-    /// reader waits for its newline, and the next append starts a new line).
+    /// makes them durable. Either all are appended and readable or, on
+    /// error, none: a failed write or sync is truncated back before the
+    /// lock is released, and readers never see past the committed length.
     pub fn append<'a>(&self, records: impl IntoIterator<Item = &'a [u8]>) -> io::Result<usize> {
         let mut buf = Vec::new();
         let mut n = 0;
         for r in records {
-            if r.contains(&b'\n') {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("record {n} contains a newline")));
-            }
-            if r.len() > MAX_LINE {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("record {n} is longer than {} MiB", MAX_LINE >> 20),
-                ));
-            }
+            Journal::check(n, r)?;
             buf.extend_from_slice(r);
             buf.push(b'\n');
             n += 1;
@@ -118,10 +182,35 @@ impl Journal {
         if n == 0 {
             return Ok(0);
         }
-        let mut file = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        file.write_all(&buf)?;
-        file.sync_data()?;
-        Ok(n)
+        let mut guard = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        let (file, broken) = &mut *guard;
+        if *broken {
+            return Err(io::Error::other(
+                "an earlier failed write could not be undone; the pipeline must be stopped and resumed",
+            ));
+        }
+        let committed = self.committed.load(Ordering::Acquire);
+        match file.write_all(&buf).and_then(|()| self.sync(file)) {
+            Ok(()) => {
+                self.committed.store(committed + buf.len() as u64, Ordering::Release);
+                Ok(n)
+            }
+            Err(e) => {
+                if let Err(undo) = file.set_len(committed).and_then(|()| file.sync_data()) {
+                    tracing::error!("{}: cannot undo a failed append ({e}): {undo}", self.path.display());
+                    *broken = true;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn sync(&self, file: &File) -> io::Result<()> {
+        #[cfg(test)]
+        if self.fail_next_sync.swap(false, Ordering::AcqRel) {
+            return Err(io::Error::other("injected: fsync failed"));
+        }
+        file.sync_data()
     }
 }
 
@@ -162,7 +251,7 @@ mod tests {
     fn follows_appends_and_resumes_from_a_position() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ingest.log");
-        let journal = Journal::open(&path).unwrap();
+        let journal = Journal::shared(&path).unwrap();
         let mut source = JournalSource::open(&path, 0, true, None).unwrap();
         assert!(drain(&mut source).is_empty());
         journal.append([&b"a"[..], b"b"]).unwrap();
@@ -175,31 +264,70 @@ mod tests {
     }
 
     #[test]
-    fn a_line_without_its_newline_is_not_read_yet() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ingest.log");
-        std::fs::write(&path, b"whole\nhal").unwrap();
-        let mut source = JournalSource::open(&path, 0, true, None).unwrap();
-        assert_eq!(drain(&mut source), ["whole"]);
-        OpenOptions::new().append(true).open(&path).unwrap().write_all(b"f\n").unwrap();
-        assert_eq!(drain(&mut source), ["half"]);
-    }
-
-    #[test]
     fn reopening_drops_a_partial_last_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ingest.log");
         std::fs::write(&path, b"one\ntw").unwrap();
-        Journal::open(&path).unwrap().append([&b"three"[..]]).unwrap();
+        Journal::shared(&path).unwrap().append([&b"three"[..]]).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"one\nthree\n");
     }
 
     #[test]
     fn records_with_newlines_are_refused_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::open(&dir.path().join("j")).unwrap();
+        let journal = Journal::shared(&dir.path().join("j")).unwrap();
         let e = journal.append([&b"ok"[..], b"two\nlines"]).unwrap_err();
         assert!(e.to_string().contains("record 1 contains a newline"), "{e}");
         assert_eq!(std::fs::read(journal.path()).unwrap(), b"");
+    }
+
+    #[test]
+    fn a_failed_append_is_undone_before_any_reader_sees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ingest.log");
+        let journal = Journal::shared(&path).unwrap();
+        let mut source = JournalSource::open(&path, 0, true, None).unwrap();
+        journal.append([&b"a"[..]]).unwrap();
+        journal.fail_next_sync.store(true, Ordering::Release);
+        let e = journal.append([&b"b"[..], b"c"]).unwrap_err();
+        assert!(e.to_string().contains("injected"), "{e}");
+        assert_eq!(drain(&mut source), ["a"], "the unacknowledged records are not read");
+        assert_eq!(std::fs::read(&path).unwrap(), b"a\n", "and not left in the file");
+        // The client's retry is appended once, as whole lines.
+        journal.append([&b"b"[..], b"c"]).unwrap();
+        assert_eq!(drain(&mut source), ["b", "c"]);
+        assert_eq!(std::fs::read(&path).unwrap(), b"a\nb\nc\n");
+    }
+
+    #[test]
+    fn a_resumed_reader_never_reads_a_partial_line_left_by_a_crash() {
+        // A crash cut the last append; the pipeline resumes (its reader
+        // opens the journal) before anything is posted again.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ingest.log");
+        std::fs::write(&path, b"one\ntw").unwrap();
+        let mut source = JournalSource::open(&path, 0, true, None).unwrap();
+        assert_eq!(drain(&mut source), ["one"]);
+        Journal::shared(&path).unwrap().append([&b"three"[..]]).unwrap();
+        assert_eq!(drain(&mut source), ["three"], "not `twthree`");
+        assert_eq!(std::fs::read(&path).unwrap(), b"one\nthree\n");
+    }
+
+    #[test]
+    fn the_largest_record_the_journal_takes_is_one_its_reader_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ingest.log");
+        let journal = Journal::shared(&path).unwrap();
+        let mut source = JournalSource::open(&path, 0, true, None).unwrap();
+        let largest = vec![b'x'; MAX_RECORD];
+        journal.append([&largest[..]]).unwrap();
+        let read = drain(&mut source);
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].len(), MAX_RECORD);
+        let over = vec![b'x'; MAX_RECORD + 1];
+        let e = journal.append([&b"fine"[..], &over[..]]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("record 1 is 16777216 bytes"), "{e}");
+        assert!(drain(&mut source).is_empty(), "none of a refused post is appended");
     }
 }

@@ -10,8 +10,12 @@ use crate::operator::decode::{header_columns, CsvColumns};
 use crate::types::BatchWriter;
 use std::io::{self, ErrorKind};
 
-/// Longest accepted line.
+/// Longest accepted line, its newline included.
 pub const MAX_LINE: usize = 16 << 20;
+/// The longest record a line carries (the line without its newline): the
+/// one limit every writer of lines checks against (the ingest journal took
+/// a record of exactly 16 MiB that its reader then refused for good).
+pub const MAX_RECORD: usize = MAX_LINE - 1;
 const READ_SIZE: usize = 1 << 20;
 
 /// Where a CSV header line goes.

@@ -295,6 +295,15 @@ impl Pipelines {
         lock(&self.running).get(id).filter(|r| r.is_active()).cloned()
     }
 
+    /// The pipeline's status and error: its running entry's if it has one,
+    /// else the stored ones.
+    fn current_status(&self, row: &PipelineRow) -> (String, Option<String>) {
+        match lock(&self.running).get(&row.id) {
+            Some(r) => r.status(),
+            None => (row.status.clone(), row.error.clone()),
+        }
+    }
+
     pub(super) fn view(&self, row: &PipelineRow, db: &Db) -> PipelineView {
         let running = lock(&self.running).get(&row.id).cloned();
         let mut v = PipelineView {
@@ -486,7 +495,7 @@ impl Platform {
                 t.quotas.max_pipelines
             )));
         }
-        let id = format!("p-{}", super::random_hex(6));
+        let id = format!("p-{}", super::random_hex(6)?);
         let dir = self.pipelines.dir(&id);
         // Everything is checked before anything is written.
         let mut m = serve_manifest(text, &dir, "{}", &self.pipelines.bounds)?;
@@ -737,6 +746,16 @@ impl Platform {
     pub fn ingest(&self, caller: &Caller, id: &str, body: &[u8]) -> Result<usize, ControlError> {
         let t = tenant(caller)?;
         let row = self.pipelines.row(&self.db, t, id)?;
+        // A stopped pipeline's journal is durable and keeps taking records
+        // (they are read when it resumes); a failed one's would never be
+        // read unless someone resumes it, so the client hears it now.
+        let (status, error) = self.pipelines.current_status(&row);
+        if status == "failed" {
+            let why = error.map(|e| format!(" ({e})")).unwrap_or_default();
+            return Err(ControlError::conflict(format!(
+                "pipeline {id} has failed{why}; records posted to it would not be read: resume it or delete it"
+            )));
+        }
         let journal = {
             let mut journals = lock(&self.pipelines.journals);
             match journals.get(id) {
@@ -750,9 +769,8 @@ impl Platform {
                             "pipeline {id} does not read from http (its source is not `http`)"
                         )));
                     }
-                    let j = Arc::new(
-                        Journal::open(&dir.join("ingest.log")).map_err(|e| ControlError::internal(e.to_string()))?,
-                    );
+                    let j =
+                        Journal::shared(&dir.join("ingest.log")).map_err(|e| ControlError::internal(e.to_string()))?;
                     journals.insert(id.to_string(), j.clone());
                     j
                 }
