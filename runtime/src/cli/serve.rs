@@ -78,7 +78,7 @@ fn admin_token(given: Option<String>, data_dir: &Path) -> Result<String, String>
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     }
-    let token = format!("wa_{}", crate::control::random_hex(24));
+    let token = format!("wa_{}", crate::control::random_hex(24).map_err(|e| e.message)?);
     let mut open = std::fs::OpenOptions::new();
     open.write(true).create_new(true);
     std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);

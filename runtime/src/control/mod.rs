@@ -168,17 +168,20 @@ pub struct Platform {
     pipelines: Pipelines,
 }
 
-/// `n` random bytes as hex.
-pub fn random_hex(n: usize) -> String {
+/// `n` random bytes from the system's generator, as hex: tokens and ids.
+/// Fails when the generator cannot be read (there used to be a fallback to
+/// the time and the process id, which made tokens guessable without a word).
+pub fn random_hex(n: usize) -> Result<String, ControlError> {
+    random_hex_from(Path::new("/dev/urandom"), n)
+}
+
+fn random_hex_from(source: &Path, n: usize) -> Result<String, ControlError> {
     use std::io::Read;
     let mut bytes = vec![0u8; n];
-    let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    if filled.is_err() {
-        // No /dev/urandom: hash the time and the process id (unguessable enough for ids, not for tokens).
-        let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
-        bytes.iter_mut().zip(Sha256::digest(seed.as_bytes()).iter().cycle()).for_each(|(b, s)| *b = *s);
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    std::fs::File::open(source)
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| ControlError::internal(format!("cannot read the system's random number generator: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn token_hash(token: &str) -> String {
@@ -298,8 +301,8 @@ impl Platform {
         require_admin(caller)?;
         check_name("tenant", name)?;
         let quotas = quotas_changed(self.config.tenant_defaults, given)?;
-        let id = format!("t-{}", random_hex(6));
-        let token = format!("wt_{}", random_hex(24));
+        let id = format!("t-{}", random_hex(6)?);
+        let token = format!("wt_{}", random_hex(24)?);
         let row = TenantRow { id: id.clone(), name: name.to_string(), quotas };
         self.db.insert_tenant(&row, &token_hash(&token), now_ms())?;
         Ok(NewTenant { id, name: name.to_string(), token, quotas })
@@ -402,6 +405,16 @@ mod tests {
 
     fn changes(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
         v.as_object().cloned().expect("an object")
+    }
+
+    #[test]
+    fn tokens_are_never_made_without_the_systems_random_generator() {
+        let e = super::random_hex_from(std::path::Path::new("/nonexistent/urandom"), 24).unwrap_err();
+        assert_eq!(e.kind, super::ErrorKind::Internal);
+        assert!(e.message.contains("random number generator"), "{e}");
+        let token = super::random_hex(24).unwrap();
+        assert_eq!(token.len(), 48);
+        assert_ne!(token, super::random_hex(24).unwrap());
     }
 
     #[test]
