@@ -39,6 +39,15 @@ impl Raw {
         self.conn.write_all(body).expect("send body");
     }
 
+    /// Whether the server has sent anything (or closed) on this connection
+    /// yet, without waiting.
+    fn answered(&mut self) -> bool {
+        self.conn.set_nonblocking(true).unwrap();
+        let got = !matches!(self.conn.peek(&mut [0u8; 1]), Err(e) if e.kind() == ErrorKind::WouldBlock);
+        self.conn.set_nonblocking(false).unwrap();
+        got
+    }
+
     /// Reads a response head, waiting at most [`GUARD`]; panics if none comes.
     fn status(&mut self) -> u16 {
         self.conn.set_read_timeout(Some(GUARD)).unwrap();
@@ -224,14 +233,22 @@ fn request_flood_is_shed_with_503() {
     let server = Server::start_with(&s.join("data"), &["--max-requests-in-flight", "1"]).expect("server");
     let tenant = server.tenant("acme", json!({}));
     // One request in flight: an upload whose body has not all arrived.
-    let mut slow = Raw::connect(&server);
-    slow.send_head("POST", "/v1/udfs/slow/versions/1", Some(&tenant), 4096, b"\0asm");
+    let slow_upload = || {
+        let mut conn = Raw::connect(&server);
+        conn.send_head("POST", "/v1/udfs/slow/versions/1", Some(&tenant), 4096, b"\0asm");
+        conn
+    };
+    let mut slow = slow_upload();
     let deadline = Instant::now() + GUARD;
     let (status, reply) = loop {
         let (status, reply) = server.call("GET", "/v1/udfs", &tenant, "", b"");
         // 200 until the slow request has reached the server.
         if status != 200 || Instant::now() > deadline {
             break (status, reply);
+        }
+        // Arriving while this probe held the one permit, it was shed itself.
+        if slow.answered() {
+            slow = slow_upload();
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -254,16 +271,25 @@ fn one_tenants_request_flood_does_not_take_the_others_share() {
     let server = Server::start_with(&s.join("data"), &["--max-requests-in-flight-per-tenant", "2"]).expect("server");
     let (greedy, quiet) = (server.tenant("greedy", json!({})), server.tenant("quiet", json!({})));
     // The greedy tenant holds its whole share with uploads that never finish.
-    let mut slow: Vec<Raw> = (0..2).map(|_| Raw::connect(&server)).collect();
-    for (i, conn) in slow.iter_mut().enumerate() {
+    let slow_upload = |i: usize| {
+        let mut conn = Raw::connect(&server);
         conn.send_head("POST", &format!("/v1/udfs/slow{i}/versions/1"), Some(&greedy), 4096, b"\0asm");
-    }
+        conn
+    };
+    let mut slow: Vec<Raw> = (0..2).map(slow_upload).collect();
     let deadline = Instant::now() + GUARD;
     let (status, reply) = loop {
         let (status, reply) = server.call("GET", "/v1/udfs", &greedy, "", b"");
         // 200 until both slow requests have reached the server.
         if status != 200 || Instant::now() > deadline {
             break (status, reply);
+        }
+        // A slow upload that arrived while this probe held a permit was
+        // itself refused (the share was full then): send it again.
+        for (i, conn) in slow.iter_mut().enumerate() {
+            if conn.answered() {
+                *conn = slow_upload(i);
+            }
         }
         std::thread::sleep(Duration::from_millis(20));
     };
