@@ -391,6 +391,50 @@ fn tenant_metrics_show_only_its_own_pipelines() {
 }
 
 #[test]
+fn a_tenant_posting_faster_than_its_ingest_quota_gets_429_with_retry_after() {
+    // Attack: one tenant floods its http sources, filling the server's disk
+    // and its pipelines' share of the CPU.
+    let s = Scratch::new();
+    let server = Server::start(&s.join("data")).expect("server");
+    let flood = server.tenant("flood", json!({ "ingest_records_per_s": 2, "ingest_bytes_per_s": 1_000_000 }));
+    let calm = server.tenant("calm", json!({ "ingest_records_per_s": 2 }));
+    let records = |n: usize| -> Vec<String> { (0..n).map(|i| format!("{{\"id\":{i}}}")).collect() };
+    let mut ids = Vec::new();
+    for token in [&flood, &calm] {
+        server.upload(token, "tag@1", &tag_one());
+        ids.push(server.pipeline(token, TAGGED));
+    }
+    // A post larger than a second's worth goes through, into debt ...
+    let got = server.post_records(&flood, &ids[0], None, &records(20));
+    assert_eq!(got.status, 200, "{got:?}");
+    // ... which the next post must wait off: 18 records at 2/s.
+    let got = server.post_records(&flood, &ids[0], None, &records(1));
+    assert_eq!(got.status, 429, "{got:?}");
+    assert_eq!(got.reply["error"]["code"], "ingest_rate_exceeded", "{got:?}");
+    assert!(got.retry_after.is_some_and(|s| (5..=9).contains(&s)), "Retry-After {:?}", got.retry_after);
+    // Another tenant's quota is its own.
+    assert_eq!(server.post_records(&calm, &ids[1], None, &records(1)).status, 200);
+    // The bytes count too.
+    let bytes = server.tenant("bytes", json!({ "ingest_bytes_per_s": 100 }));
+    server.upload(&bytes, "tag@1", &tag_one());
+    let id = server.pipeline(&bytes, TAGGED);
+    assert_eq!(server.post_records(&bytes, &id, None, &[format!("{{\"pad\":\"{}\"}}", "x".repeat(1000))]).status, 200);
+    let got = server.post_records(&bytes, &id, None, &records(1));
+    assert_eq!(got.status, 429, "{got:?}");
+    // Raising the quota lets the tenant post again at once.
+    let (status, reply) = server.call(
+        "PATCH",
+        "/v1/tenants/flood",
+        ADMIN,
+        "application/json",
+        br#"{"quotas":{"ingest_records_per_s":1000000}}"#,
+    );
+    assert_eq!(status, 200, "{reply}");
+    let got = server.post_records(&flood, &ids[0], None, &records(1));
+    assert_eq!(got.status, 200, "{got:?}");
+}
+
+#[test]
 fn concurrent_resumes_start_the_pipeline_once() {
     // Found writing the API fuzz test: two resumes at once both started a job;
     // the second failed on the first's checkpoint lock with a 400 blaming

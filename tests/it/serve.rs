@@ -241,6 +241,42 @@ fn a_killed_server_resumes_its_pipelines_from_their_checkpoints_without_loss_or_
 }
 
 #[test]
+fn posts_retried_after_a_server_kill_are_appended_once() {
+    // The attack: after a kill -9 a client, not knowing which of its
+    // posts were acknowledged, re-sends its last five (250 records).
+    let s = Scratch::new();
+    let (mut server, token) = server_with_tags(&s);
+    let id = server.pipeline(&token, TAGGED);
+    let batch = |b: u64| -> Vec<String> { (b * 50..b * 50 + 50).map(|i| format!("{{\"id\":{i}}}")).collect() };
+    for b in 0..10 {
+        let got = server.post_records(&token, &id, Some(&format!("post-{b}")), &batch(b));
+        assert_eq!((got.status, got.replayed), (200, false), "{got:?}");
+        assert_eq!(got.reply["accepted"], 50, "{got:?}");
+    }
+    server.kill();
+    let server = Server::start(server.data_dir()).expect("restart");
+    for b in 5..10 {
+        let got = server.post_records(&token, &id, Some(&format!("post-{b}")), &batch(b));
+        assert_eq!((got.status, got.replayed), (200, true), "post-{b} again: {got:?}");
+        assert_eq!(got.reply["accepted"], 50, "the retry is answered as the first post was: {got:?}");
+    }
+    // The same key with other records is refused; a malformed key too.
+    let got = server.post_records(&token, &id, Some("post-9"), &batch(11));
+    assert_eq!(got.status, 422, "{got:?}");
+    assert_eq!(got.reply["error"]["code"], "idempotency_key_reused", "{got:?}");
+    let got = server.post_records(&token, &id, Some("two words"), &batch(11));
+    assert_eq!(got.status, 400, "{got:?}");
+    assert_eq!(got.reply["error"]["code"], "invalid_idempotency_key", "{got:?}");
+    // A last post marks the end: every record once, none twice.
+    let got = server.post_records(&token, &id, Some("post-10"), &batch(10));
+    assert_eq!(got.status, 200, "{got:?}");
+    let lines = server.wait_output(&id, Duration::from_secs(60), |l| l.len() >= 550).unwrap();
+    let mut ids: Vec<u64> = ids_and_versions(&lines).into_iter().map(|(i, _)| i).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..550).collect::<Vec<_>>());
+}
+
+#[test]
 fn tenants_see_only_their_own_resources_and_quotas_are_enforced() {
     let s = Scratch::new();
     let (server, a) = server_with_tags(&s);

@@ -16,6 +16,19 @@ const LOG_TAIL: usize = 100;
 /// The admin token the test servers use.
 pub const ADMIN: &str = "test-admin-token";
 
+/// The answer to [`Server::post_records`].
+#[derive(Debug)]
+pub struct Posted {
+    /// Its status.
+    pub status: u16,
+    /// Its JSON body.
+    pub reply: Value,
+    /// `Idempotent-Replayed: true`: a retry, nothing appended again.
+    pub replayed: bool,
+    /// Its `Retry-After`, in seconds.
+    pub retry_after: Option<u64>,
+}
+
 /// A running server.
 pub struct Server {
     child: Child,
@@ -203,6 +216,32 @@ impl Server {
             self.call("POST", &format!("/v1/pipelines/{id}/records"), token, "text/plain", body.as_bytes());
         assert_eq!(status, 200, "send: {reply}");
         assert_eq!(reply["accepted"].as_u64(), Some(lines.len() as u64));
+    }
+
+    /// Posts `lines` to pipeline `id`, with an `Idempotency-Key` if `key`
+    /// is given; returns what came back, headers included.
+    pub fn post_records(&self, token: &str, id: &str, key: Option<&str>, lines: &[String]) -> Posted {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .into();
+        let url = format!("{}/v1/pipelines/{id}/records", self.url);
+        let mut req = agent.post(&url).header("Authorization", &format!("Bearer {token}"));
+        if let Some(key) = key {
+            req = req.header("Idempotency-Key", key);
+        }
+        let mut resp = req
+            .content_type("text/plain")
+            .send(lines.join("\n").as_bytes())
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let replayed = header("idempotent-replayed").is_some_and(|v| v == "true");
+        let retry_after = header("retry-after").and_then(|v| v.parse().ok());
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        let reply = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Posted { status, reply, replayed, retry_after }
     }
 
     /// The committed output of pipeline `id`, per part file (`part-S-…` → subtask S), in commit order.

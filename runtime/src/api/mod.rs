@@ -22,7 +22,7 @@ use crate::control::{Caller, ControlError, ErrorKind, Platform, SwapRequest};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
@@ -58,10 +58,15 @@ impl IntoResponse for ApiError {
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorKind::Quota => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Quota | ErrorKind::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        error_response(status, self.0.code, self.0.message)
+        let mut resp = error_response(status, self.0.code, self.0.message);
+        if let ErrorKind::RateLimited { retry_after_s } = self.0.kind {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+        }
+        resp
     }
 }
 
@@ -331,15 +336,30 @@ async fn swap(
     ok(call(&p, c, move |p, c| p.swap(c, &id, &step, &req)).await?)
 }
 
+/// The header naming a post, so that its retry is appended once.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Set on the answer to a post that was a retry (nothing appended again).
+const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
 async fn ingest(
     State(p): State<Shared>,
     Path(id): Path<String>,
     Extension(c): Who,
+    h: HeaderMap,
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let bytes = body(b, MAX_RECORDS)?;
-    let n = call(&p, c, move |p, c| p.ingest(c, &id, &bytes)).await?;
-    ok(json!({ "accepted": n }))
+    let key = match h.get(IDEMPOTENCY_KEY).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(k)) => Some(k.to_string()),
+        Some(Err(_)) => return Err(bad("invalid_idempotency_key", "the Idempotency-Key header is not visible ASCII")),
+    };
+    let got = call(&p, c, move |p, c| p.ingest(c, &id, &bytes, key.as_deref())).await?;
+    let mut resp = ok(json!({ "accepted": got.accepted }))?;
+    if got.replayed {
+        resp.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    Ok(resp)
 }
 
 #[derive(Deserialize)]

@@ -108,7 +108,9 @@ fn quota_changes() -> Value {
         "memory_mib": mib(128),
         "cpu_ms_per_call": { "type": "integer", "minimum": 1, "maximum": u64::MAX, "default": 1000 },
         "max_component_mib": mib(64),
-        "max_state_mib": mib(1024) } })
+        "max_state_mib": mib(1024),
+        "ingest_records_per_s": { "type": "integer", "minimum": 1, "maximum": u64::MAX, "default": 50_000 },
+        "ingest_bytes_per_s": { "type": "integer", "minimum": 1, "maximum": u64::MAX, "default": 64u64 << 20 } } })
 }
 
 fn schemas() -> Value {
@@ -156,10 +158,11 @@ fn schemas() -> Value {
             "type": "object", "required": ["code", "message"],
             "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
         "Quotas": { "type": "object",
-            "required": ["max_pipelines", "max_parallelism", "memory_mib", "cpu_ms_per_call", "max_component_mib", "max_state_mib"],
+            "required": ["max_pipelines", "max_parallelism", "memory_mib", "cpu_ms_per_call", "max_component_mib", "max_state_mib",
+                "ingest_records_per_s", "ingest_bytes_per_s"],
             "properties": {
                 "max_pipelines": int, "max_parallelism": int, "memory_mib": int, "cpu_ms_per_call": int,
-                "max_component_mib": int, "max_state_mib": int } },
+                "max_component_mib": int, "max_state_mib": int, "ingest_records_per_s": int, "ingest_bytes_per_s": int } },
         "QuotaChanges": quota_changes(),
         "NewTenant": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": {
             "name": { "type": "string", "pattern": "^[a-z0-9_-]{1,64}$" },
@@ -293,10 +296,16 @@ pub fn document() -> Value {
                 Some(json_of("Swap")), ("200", "What happened", Some(json_of("SwapResult"))), &["401", "403", "404", "409"]) },
             "/v1/pipelines/{id}/records": { "post": op("Append records, one per line, to the pipeline's http source (durable when acknowledged)",
                 Some(text_of(&["text/plain", "application/x-ndjson"], "Records, one per line")),
-                ("200", "How many were accepted", Some(json_of("Accepted"))), &["401", "403", "404", "409"]) },
+                ("200", "How many were accepted (`Idempotent-Replayed: true` when the post was a retry and nothing was appended again)",
+                    Some(json_of("Accepted"))), &["401", "403", "404", "409", "422"]) },
             "/v1/pipelines/{id}/output": { "get": output }
         }
     });
+    doc["paths"]["/v1/pipelines/{id}/records"]["post"]["parameters"] = json!([{
+        "name": "Idempotency-Key", "in": "header", "required": false,
+        "description": "Names this post: a retry with the same key and body (within the server's idempotency window, \
+            24 h by default) is acknowledged without appending again; the same key with another body is a 422",
+        "schema": { "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$" } }]);
     declare_path_parameters(&mut doc["paths"]);
     doc
 }

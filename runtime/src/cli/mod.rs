@@ -208,6 +208,12 @@ struct QuotaArgs {
     /// Checkpoints and state of all its pipelines on disk, MiB.
     #[arg(long)]
     max_state_mib: Option<u64>,
+    /// Records it may post to its http sources per second.
+    #[arg(long)]
+    ingest_records_per_s: Option<u64>,
+    /// Bytes it may post to its http sources per second.
+    #[arg(long)]
+    ingest_bytes_per_s: Option<u64>,
 }
 
 impl QuotaArgs {
@@ -225,6 +231,8 @@ impl QuotaArgs {
         put("cpu_ms_per_call", self.cpu_ms_per_call);
         put("max_component_mib", self.max_component_mib);
         put("max_state_mib", self.max_state_mib);
+        put("ingest_records_per_s", self.ingest_records_per_s);
+        put("ingest_bytes_per_s", self.ingest_bytes_per_s);
         m
     }
 }
@@ -311,6 +319,7 @@ pub fn main() -> ExitCode {
                 bounds,
                 http: http.over(file.http().expect("checked when the file was loaded")),
                 tenant_defaults: file.tenant_defaults(),
+                idempotency: file.idempotency().expect("checked when the file was loaded"),
             };
             serve::serve(&listen, data_dir, admin_token, settings, wasm_config())
         }

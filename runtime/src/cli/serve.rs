@@ -2,6 +2,7 @@
 
 use super::EXIT_FAILED;
 use crate::api::HttpLimits;
+use crate::connector::journal::Remember;
 use crate::control::{Platform, PlatformConfig, Quotas};
 use crate::manifest::Bounds;
 use crate::wasm::{WasmConfig, WasmHost};
@@ -64,6 +65,8 @@ pub(super) struct Settings {
     pub http: HttpLimits,
     /// The quotas of a tenant created without them.
     pub tenant_defaults: Quotas,
+    /// How long and how many `Idempotency-Key`s each pipeline remembers.
+    pub idempotency: Remember,
 }
 
 /// The admin token: `WEIR_ADMIN_TOKEN`, else `DATA_DIR/admin-token` (made on first start).
@@ -99,7 +102,7 @@ pub(super) fn serve(
         eprintln!("weir: {m}");
         ExitCode::from(EXIT_FAILED)
     };
-    let Settings { bounds, http, tenant_defaults } = settings;
+    let Settings { bounds, http, tenant_defaults, idempotency } = settings;
     let limits = match http.validated() {
         Ok(l) => l,
         Err(e) => return fail(e),
@@ -130,7 +133,7 @@ pub(super) fn serve(
         Err(e) => return fail(format!("cannot listen on {listen}: {e}")),
     };
     let platform = match Platform::start(
-        PlatformConfig { data_dir: data_dir.clone(), admin_token, bounds, tenant_defaults },
+        PlatformConfig { data_dir: data_dir.clone(), admin_token, bounds, tenant_defaults, idempotency },
         host,
     ) {
         Ok(p) => Arc::new(p),

@@ -12,6 +12,7 @@
 //! the token stays in `WEIR_ADMIN_TOKEN` or `DATA_DIR/admin-token`.
 
 use crate::api::HttpLimits;
+use crate::connector::journal::Remember;
 use crate::control::{check_quotas, Quotas};
 use crate::manifest::{parse_duration, Bounds};
 use serde::Deserialize;
@@ -36,6 +37,16 @@ pub(super) struct ServeConfig {
     /// What a tenant created without a quota gets.
     #[serde(default)]
     tenant_defaults: Quotas,
+    /// How posted records are taken in.
+    #[serde(default)]
+    ingest: IngestSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IngestSection {
+    idempotency_window: Option<String>,
+    idempotency_keys: Option<usize>,
 }
 
 /// A bound's value: a number, or text with a unit (`7d`).
@@ -80,6 +91,7 @@ impl ServeConfig {
         config.bounds(Bounds::hosted())?;
         config.http()?.validated()?;
         check_quotas(&config.tenant_defaults).map_err(|e| format!("tenant_defaults: {}", e.message))?;
+        config.idempotency()?;
         Ok(config)
     }
 
@@ -122,6 +134,23 @@ impl ServeConfig {
     pub(super) fn tenant_defaults(&self) -> Quotas {
         self.tenant_defaults
     }
+
+    /// How long and how many `Idempotency-Key`s each pipeline remembers.
+    pub(super) fn idempotency(&self) -> Result<Remember, String> {
+        let d = Remember::default();
+        let window = match &self.ingest.idempotency_window {
+            Some(text) => {
+                let w = parse_duration(text).map_err(|e| format!("ingest.idempotency_window: {e}"))?;
+                u64::try_from(w.as_millis()).map_err(|_| "ingest.idempotency_window: too long".to_string())?
+            }
+            None => d.window_ms,
+        };
+        let keys = self.ingest.idempotency_keys.unwrap_or(d.max_keys);
+        if window == 0 || keys == 0 || keys > 10_000_000 {
+            return Err("ingest: the idempotency window and keys must be positive (keys at most 10,000,000)".into());
+        }
+        Ok(Remember { window_ms: window, max_keys: keys })
+    }
 }
 
 #[cfg(test)]
@@ -134,6 +163,7 @@ mod tests {
         assert_eq!(c.bounds(Bounds::hosted()).unwrap(), Bounds::hosted());
         assert_eq!(c.http().unwrap(), HttpLimits::default());
         assert_eq!(c.tenant_defaults(), Quotas::default());
+        assert_eq!(c.idempotency(), Ok(Remember::default()));
         assert_eq!((c.listen, c.data_dir), (None, None));
     }
 
@@ -143,6 +173,7 @@ mod tests {
         assert_eq!(c.bounds(Bounds::hosted()).unwrap(), Bounds::hosted());
         assert_eq!(c.http().unwrap(), HttpLimits::default());
         assert_eq!(c.tenant_defaults(), Quotas::default());
+        assert_eq!(c.idempotency(), Ok(Remember::default()));
         assert_eq!(c.listen.as_deref(), Some("127.0.0.1:8080"));
         assert_eq!(c.data_dir, Some(PathBuf::from("weir-data")));
     }
@@ -153,7 +184,8 @@ mod tests {
             "listen: 0.0.0.0:9000\ndata_dir: /srv/weir\n\
              bounds: { max_windows_per_record: 50, max_session_gap: 1h }\n\
              http: { max_connections: 10, max_requests_in_flight_per_tenant: 2, body_timeout: 5s }\n\
-             tenant_defaults: { max_pipelines: 3, memory_mib: 64 }\n",
+             tenant_defaults: { max_pipelines: 3, memory_mib: 64 }\n\
+             ingest: { idempotency_window: 1h, idempotency_keys: 500 }\n",
         )
         .unwrap();
         assert_eq!(c.listen.as_deref(), Some("0.0.0.0:9000"));
@@ -166,6 +198,7 @@ mod tests {
         assert_eq!(h.header_timeout, HttpLimits::default().header_timeout);
         let q = c.tenant_defaults();
         assert_eq!((q.max_pipelines, q.memory_mib, q.cpu_ms_per_call), (3, 64, Quotas::default().cpu_ms_per_call));
+        assert_eq!(c.idempotency(), Ok(Remember { window_ms: 3_600_000, max_keys: 500 }));
     }
 
     #[test]
@@ -179,6 +212,9 @@ mod tests {
             ("tenant_defaults: { memory_mb: 5 }", "memory_mb"),
             ("tenant_defaults: { memory_mib: 0 }", "tenant_defaults"),
             ("admin_token: secret", "admin_token"),
+            ("ingest: { idempotency_window: 0s }", "idempotency"),
+            ("ingest: { idempotency_keys: 0 }", "idempotency"),
+            ("ingest: { idempotency_windw: 1h }", "idempotency_windw"),
         ] {
             let e = ServeConfig::parse(text).unwrap_err();
             assert!(e.contains(names), "{text}: {e}");

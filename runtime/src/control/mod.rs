@@ -4,6 +4,7 @@
 //! module maps [`ControlError`] kinds to status codes).
 
 pub mod db;
+mod ingest_rate;
 mod pipelines;
 mod redact;
 mod registry;
@@ -11,6 +12,7 @@ mod registry;
 pub use pipelines::{PipelineView, StepView, SwapRequest, SwapView};
 pub use registry::Upload;
 
+use crate::connector::journal::Remember;
 use crate::connector::now_ms;
 use crate::manifest::Bounds;
 use crate::wasm::WasmHost;
@@ -38,6 +40,14 @@ pub enum ErrorKind {
     TooLarge,
     /// A quota is exhausted (429).
     Quota,
+    /// A rate quota is exhausted for now: retry after this many seconds
+    /// (429 with `Retry-After`).
+    RateLimited {
+        /// Seconds until a retry can succeed (at least 1).
+        retry_after_s: u64,
+    },
+    /// The request is well-formed but contradicts an earlier one (422).
+    Unprocessable,
     /// The server failed (500).
     Internal,
 }
@@ -99,6 +109,11 @@ pub struct Quotas {
     pub max_component_mib: u64,
     /// Checkpoints and state of all its pipelines on the server's disk, MiB.
     pub max_state_mib: u64,
+    /// Records it may post to its `http` sources per second, over all its
+    /// pipelines (more get 429 with `Retry-After`).
+    pub ingest_records_per_s: u64,
+    /// Bytes it may post to its `http` sources per second.
+    pub ingest_bytes_per_s: u64,
 }
 
 impl Default for Quotas {
@@ -110,6 +125,8 @@ impl Default for Quotas {
             cpu_ms_per_call: 1000,
             max_component_mib: 64,
             max_state_mib: 1024,
+            ingest_records_per_s: 50_000,
+            ingest_bytes_per_s: 64 << 20,
         }
     }
 }
@@ -158,6 +175,9 @@ pub struct PlatformConfig {
     pub bounds: Bounds,
     /// The quotas of a new tenant where its creation names none.
     pub tenant_defaults: Quotas,
+    /// How long and how many `Idempotency-Key`s of posted records each
+    /// pipeline remembers.
+    pub idempotency: Remember,
 }
 
 /// The control plane: metadata, the registry, running pipelines.
@@ -166,6 +186,8 @@ pub struct Platform {
     config: PlatformConfig,
     host: WasmHost,
     pipelines: Pipelines,
+    /// The tenants' ingest rate buckets.
+    ingest_rates: std::sync::Mutex<ingest_rate::IngestRates>,
 }
 
 /// `n` random bytes from the system's generator, as hex: tokens and ids.
@@ -220,6 +242,8 @@ pub fn check_quotas(q: &Quotas) -> Result<(), ControlError> {
         || q.cpu_ms_per_call == 0
         || q.max_component_mib == 0
         || q.max_state_mib == 0
+        || q.ingest_records_per_s == 0
+        || q.ingest_bytes_per_s == 0
     {
         return Err(ControlError::bad_request("invalid_quotas", "quotas must be positive (max_pipelines may be 0)"));
     }
@@ -261,7 +285,7 @@ impl Platform {
         }
         let db = std::sync::Arc::new(Db::open(&dir.join("meta.db"))?);
         let pipelines = Pipelines::new(dir.join("pipelines"), config.bounds);
-        let platform = Platform { db, config, host, pipelines };
+        let platform = Platform { db, config, host, pipelines, ingest_rates: Default::default() };
         platform.pipelines.resume_all(&platform)?;
         Ok(platform)
     }

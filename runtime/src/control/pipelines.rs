@@ -4,6 +4,7 @@
 //! delete / savepoint, function swaps, ingest and recent output.
 
 use super::db::{Db, PipelineRow};
+mod ingest;
 mod manifest;
 mod state_quota;
 
@@ -13,7 +14,7 @@ use crate::connector::journal::Journal;
 use crate::connector::now_ms;
 use crate::exec::Controls;
 use crate::job::{Job, JobError, SwapTarget};
-use crate::manifest::{Bounds, SourceKind};
+use crate::manifest::Bounds;
 use crate::operator::swap::{Probation, SwapPhase};
 use crate::operator::StepMetrics;
 use crate::types::UdfRef;
@@ -740,78 +741,5 @@ impl Platform {
         let mut steps: BTreeMap<usize, String> = serde_json::from_str(&row.steps).unwrap_or_default();
         steps.insert(index, udf.to_string());
         self.db.set_pipeline_steps(id, &serde_json::to_string(&steps).expect("a map serializes"))
-    }
-
-    /// Appends records (one per line of `body`) to a pipeline's `http` source.
-    pub fn ingest(&self, caller: &Caller, id: &str, body: &[u8]) -> Result<usize, ControlError> {
-        let t = tenant(caller)?;
-        let row = self.pipelines.row(&self.db, t, id)?;
-        // A stopped pipeline's journal is durable and keeps taking records
-        // (they are read when it resumes); a failed one's would never be
-        // read unless someone resumes it, so the client hears it now.
-        let (status, error) = self.pipelines.current_status(&row);
-        if status == "failed" {
-            let why = error.map(|e| format!(" ({e})")).unwrap_or_default();
-            return Err(ControlError::conflict(format!(
-                "pipeline {id} has failed{why}; records posted to it would not be read: resume it or delete it"
-            )));
-        }
-        let journal = {
-            let mut journals = lock(&self.pipelines.journals);
-            match journals.get(id) {
-                Some(j) => j.clone(),
-                None => {
-                    // Checked once, when the journal is first opened (not per post).
-                    let dir = self.pipelines.dir(id);
-                    let m = serve_manifest(&row.manifest, &dir, &row.steps, &self.pipelines.bounds)?;
-                    if !matches!(m.source.kind, SourceKind::Http { .. }) {
-                        return Err(ControlError::conflict(format!(
-                            "pipeline {id} does not read from http (its source is not `http`)"
-                        )));
-                    }
-                    let j =
-                        Journal::shared(&dir.join("ingest.log")).map_err(|e| ControlError::internal(e.to_string()))?;
-                    journals.insert(id.to_string(), j.clone());
-                    j
-                }
-            }
-        };
-        let body = body.strip_suffix(b"\n").unwrap_or(body);
-        if body.is_empty() {
-            return Ok(0);
-        }
-        let lines = body.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-        journal.append(lines).map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidInput => ControlError::bad_request("invalid_records", e.to_string()),
-            _ => ControlError::internal(format!("cannot write the ingest journal: {e}")),
-        })
-    }
-
-    /// The last `limit` committed output lines of a pipeline.
-    pub fn output(&self, caller: &Caller, id: &str, limit: usize) -> Result<Vec<String>, ControlError> {
-        let t = tenant(caller)?;
-        self.pipelines.row(&self.db, t, id)?;
-        let dir = self.pipelines.dir(id).join("output");
-        let mut files: Vec<(u64, u32, PathBuf)> = Vec::new();
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            let Some(rest) = name.strip_prefix("part-").and_then(|r| r.strip_suffix(".txt")) else { continue };
-            let Some((sub, ckpt)) = rest.split_once('-') else { continue };
-            let order = if ckpt == "end" { u64::MAX } else { ckpt.parse().unwrap_or(0) };
-            files.push((order, sub.parse().unwrap_or(0), e.path()));
-        }
-        files.sort();
-        let mut lines = std::collections::VecDeque::new();
-        for (_, _, path) in files {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| ControlError::internal(format!("{}: {e}", path.display())))?;
-            for l in text.lines() {
-                if lines.len() == limit {
-                    lines.pop_front();
-                }
-                lines.push_back(l.to_string());
-            }
-        }
-        Ok(lines.into())
     }
 }

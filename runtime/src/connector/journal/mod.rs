@@ -13,6 +13,16 @@
 //! first post, after a resumed pipeline had read past it. Now a failed
 //! append is truncated back under the lock before anyone can read it, and
 //! whoever opens the journal first, reader or writer, repairs it.
+//!
+//! Each post first writes a receipt ([`receipts`]): a crash in the middle
+//! of a post loses the whole post, never leaves part of it, and a post
+//! retried with its `Idempotency-Key` is acknowledged without a second
+//! append.
+
+mod receipts;
+
+pub use receipts::Remember;
+use receipts::{Receipt, Receipts, Seen};
 
 use super::lines::{HeaderSlot, LineReader, MAX_RECORD};
 use super::{Read, Source};
@@ -92,15 +102,69 @@ impl Source for JournalSource {
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
-    /// The file, and whether a failed append could not be undone (then
-    /// every later append fails: the bytes past `committed` are unknown).
-    file: Mutex<(File, bool)>,
+    inner: Mutex<Inner>,
     /// Bytes written, durable and acknowledged: what readers may read.
     committed: AtomicU64,
     /// Test failpoint: the next `sync_data` fails after the write.
     #[cfg(test)]
     fail_next_sync: std::sync::atomic::AtomicBool,
 }
+
+#[derive(Debug)]
+struct Inner {
+    file: File,
+    receipts: Receipts,
+    /// A failed append could not be undone: every later append fails (the
+    /// bytes past `committed` are unknown).
+    broken: bool,
+}
+
+/// A post's `Idempotency-Key`, with what identifies its body.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    /// The client's key.
+    pub key: String,
+    /// The SHA-256 of the post's body, hex.
+    pub digest: String,
+    /// How long and how many keys are remembered.
+    pub remember: Remember,
+}
+
+/// An acknowledged post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Appended now: this many records.
+    New(usize),
+    /// Its key was posted before with the same body: acknowledged again,
+    /// nothing appended.
+    Replayed(usize),
+}
+
+/// Why a post was not appended.
+#[derive(Debug)]
+pub enum AppendError {
+    /// A record the journal cannot hold (the client's mistake).
+    Invalid(String),
+    /// The key was posted before with another body.
+    KeyReused(String),
+    /// The disk failed; nothing was appended.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for AppendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppendError::Invalid(m) => f.write_str(m),
+            AppendError::KeyReused(key) => write!(
+                f,
+                "the Idempotency-Key `{key}` was used for a post with another body; use a new key for new records"
+            ),
+            AppendError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for AppendError {}
 
 /// The journals open in this process, by path (weak: a journal nobody
 /// holds is closed, and opened — repaired — again when next needed).
@@ -123,22 +187,56 @@ impl Journal {
         Ok(j)
     }
 
-    /// Opens (or creates) the journal at `path`. A final line without its
-    /// newline (a write cut by a crash, never acknowledged) is removed.
-    /// Use [`Journal::shared`]: two `Journal`s of one file do not see each
-    /// other's commits.
+    /// Opens (or creates) the journal at `path` and repairs what a crash
+    /// left: a post cut short (the journal ends inside its receipt's range)
+    /// is removed whole; a journal written before receipts existed loses
+    /// only a final line without its newline. Use [`Journal::shared`]: two
+    /// `Journal`s of one file do not see each other's commits.
     fn open(path: &Path) -> io::Result<Journal> {
         let mut file = OpenOptions::new().create(true).read(true).append(true).open(path)?;
+        let mut receipts = Receipts::open(&Receipts::path_of(path))?;
         let len = file.metadata()?.len();
-        let whole = last_line_end(&mut file, len)?;
-        if whole < len {
-            tracing::warn!("{}: dropping {} bytes of an unacknowledged partial record", path.display(), len - whole);
-            file.set_len(whole)?;
-            file.sync_data()?;
-        }
+        let whole = match receipts.last() {
+            Some(last) if len == last.end => len,
+            Some(last) if len >= last.start && len < last.end => {
+                let start = last.start;
+                tracing::warn!(
+                    "{}: dropping the {} bytes of an unacknowledged post cut short by a crash",
+                    path.display(),
+                    len - start
+                );
+                file.set_len(start)?;
+                file.sync_data()?;
+                receipts.drop_last()?;
+                start
+            }
+            Some(last) if len < last.start => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "the journal has {len} bytes, but its receipts acknowledge {}: it was truncated outside Weir",
+                        last.end
+                    ),
+                ))
+            }
+            // No receipt covers the end (a journal from before receipts).
+            _ => {
+                let whole = last_line_end(&mut file, len)?;
+                if whole < len {
+                    tracing::warn!(
+                        "{}: dropping {} bytes of an unacknowledged partial record",
+                        path.display(),
+                        len - whole
+                    );
+                    file.set_len(whole)?;
+                    file.sync_data()?;
+                }
+                whole
+            }
+        };
         Ok(Journal {
             path: path.to_path_buf(),
-            file: Mutex::new((file, false)),
+            inner: Mutex::new(Inner { file, receipts, broken: false }),
             committed: AtomicU64::new(whole),
             #[cfg(test)]
             fail_next_sync: Default::default(),
@@ -167,40 +265,70 @@ impl Journal {
     }
 
     /// Appends `records` (one per line; none may contain a newline) and
-    /// makes them durable. Either all are appended and readable or, on
-    /// error, none: a failed write or sync is truncated back before the
-    /// lock is released, and readers never see past the committed length.
-    pub fn append<'a>(&self, records: impl IntoIterator<Item = &'a [u8]>) -> io::Result<usize> {
+    /// makes them durable, at `now_ms`. Either all are appended and
+    /// readable or, on error, none: the receipt is written first, and a
+    /// failed write or sync is truncated back before the lock is released;
+    /// readers never see past the committed length. With a `key` already
+    /// posted (within its window) with the same body, nothing is appended.
+    pub fn append<'a>(
+        &self,
+        records: impl IntoIterator<Item = &'a [u8]>,
+        key: Option<&IdempotencyKey>,
+        now_ms: u64,
+    ) -> Result<Appended, AppendError> {
         let mut buf = Vec::new();
         let mut n = 0;
         for r in records {
-            Journal::check(n, r)?;
+            Journal::check(n, r).map_err(|e| AppendError::Invalid(e.to_string()))?;
             buf.extend_from_slice(r);
             buf.push(b'\n');
             n += 1;
         }
-        if n == 0 {
-            return Ok(0);
+        let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let inner = &mut *guard;
+        if let Some(k) = key {
+            match inner.receipts.lookup(&k.key, &k.digest, now_ms, k.remember) {
+                Seen::New => {}
+                Seen::Replay(r) => return Ok(Appended::Replayed(r.records)),
+                Seen::Reused => return Err(AppendError::KeyReused(k.key.clone())),
+            }
         }
-        let mut guard = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-        let (file, broken) = &mut *guard;
-        if *broken {
-            return Err(io::Error::other(
+        if n == 0 {
+            return Ok(Appended::New(0));
+        }
+        if inner.broken || inner.receipts.broken() {
+            return Err(AppendError::Io(io::Error::other(
                 "an earlier failed write could not be undone; the pipeline must be stopped and resumed",
-            ));
+            )));
         }
         let committed = self.committed.load(Ordering::Acquire);
-        match file.write_all(&buf).and_then(|()| self.sync(file)) {
+        let receipt = Receipt {
+            start: committed,
+            end: committed + buf.len() as u64,
+            records: n,
+            key: key.map(|k| k.key.clone()),
+            digest: key.map(|k| k.digest.clone()),
+            at_ms: now_ms,
+        };
+        let line_start = inner.receipts.write(&receipt).map_err(AppendError::Io)?;
+        match inner.file.write_all(&buf).and_then(|()| self.sync(&inner.file)) {
             Ok(()) => {
-                self.committed.store(committed + buf.len() as u64, Ordering::Release);
-                Ok(n)
+                self.committed.store(receipt.end, Ordering::Release);
+                let remember = key.map(|k| k.remember).unwrap_or_default();
+                if let Err(e) = inner.receipts.committed(receipt, line_start, now_ms, remember) {
+                    // The post is in the journal and its receipt on disk;
+                    // only tidying the receipts failed.
+                    tracing::warn!("{}: cannot rewrite the receipts: {e}", self.path.display());
+                }
+                Ok(Appended::New(n))
             }
             Err(e) => {
-                if let Err(undo) = file.set_len(committed).and_then(|()| file.sync_data()) {
+                let undo = inner.file.set_len(committed).and_then(|()| inner.file.sync_data());
+                if let Err(undo) = undo.and_then(|()| inner.receipts.undo(line_start)) {
                     tracing::error!("{}: cannot undo a failed append ({e}): {undo}", self.path.display());
-                    *broken = true;
+                    inner.broken = true;
                 }
-                Err(e)
+                Err(AppendError::Io(e))
             }
         }
     }
@@ -254,10 +382,10 @@ mod tests {
         let journal = Journal::shared(&path).unwrap();
         let mut source = JournalSource::open(&path, 0, true, None).unwrap();
         assert!(drain(&mut source).is_empty());
-        journal.append([&b"a"[..], b"b"]).unwrap();
+        journal.append([&b"a"[..], b"b"], None, 0).unwrap();
         assert_eq!(drain(&mut source), ["a", "b"]);
         let Some(SourcePosition::File { offset, .. }) = source.position() else { panic!() };
-        journal.append([&b"c"[..]]).unwrap();
+        journal.append([&b"c"[..]], None, 0).unwrap();
         assert_eq!(drain(&mut source), ["c"]);
         let mut resumed = JournalSource::open(&path, offset, true, None).unwrap();
         assert_eq!(drain(&mut resumed), ["c"], "a restore reads from the checkpointed offset");
@@ -268,7 +396,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ingest.log");
         std::fs::write(&path, b"one\ntw").unwrap();
-        Journal::shared(&path).unwrap().append([&b"three"[..]]).unwrap();
+        Journal::shared(&path).unwrap().append([&b"three"[..]], None, 0).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"one\nthree\n");
     }
 
@@ -276,7 +404,7 @@ mod tests {
     fn records_with_newlines_are_refused_whole() {
         let dir = tempfile::tempdir().unwrap();
         let journal = Journal::shared(&dir.path().join("j")).unwrap();
-        let e = journal.append([&b"ok"[..], b"two\nlines"]).unwrap_err();
+        let e = journal.append([&b"ok"[..], b"two\nlines"], None, 0).unwrap_err();
         assert!(e.to_string().contains("record 1 contains a newline"), "{e}");
         assert_eq!(std::fs::read(journal.path()).unwrap(), b"");
     }
@@ -287,14 +415,14 @@ mod tests {
         let path = dir.path().join("ingest.log");
         let journal = Journal::shared(&path).unwrap();
         let mut source = JournalSource::open(&path, 0, true, None).unwrap();
-        journal.append([&b"a"[..]]).unwrap();
+        journal.append([&b"a"[..]], None, 0).unwrap();
         journal.fail_next_sync.store(true, Ordering::Release);
-        let e = journal.append([&b"b"[..], b"c"]).unwrap_err();
+        let e = journal.append([&b"b"[..], b"c"], None, 0).unwrap_err();
         assert!(e.to_string().contains("injected"), "{e}");
         assert_eq!(drain(&mut source), ["a"], "the unacknowledged records are not read");
         assert_eq!(std::fs::read(&path).unwrap(), b"a\n", "and not left in the file");
         // The client's retry is appended once, as whole lines.
-        journal.append([&b"b"[..], b"c"]).unwrap();
+        journal.append([&b"b"[..], b"c"], None, 0).unwrap();
         assert_eq!(drain(&mut source), ["b", "c"]);
         assert_eq!(std::fs::read(&path).unwrap(), b"a\nb\nc\n");
     }
@@ -308,7 +436,7 @@ mod tests {
         std::fs::write(&path, b"one\ntw").unwrap();
         let mut source = JournalSource::open(&path, 0, true, None).unwrap();
         assert_eq!(drain(&mut source), ["one"]);
-        Journal::shared(&path).unwrap().append([&b"three"[..]]).unwrap();
+        Journal::shared(&path).unwrap().append([&b"three"[..]], None, 0).unwrap();
         assert_eq!(drain(&mut source), ["three"], "not `twthree`");
         assert_eq!(std::fs::read(&path).unwrap(), b"one\nthree\n");
     }
@@ -320,14 +448,90 @@ mod tests {
         let journal = Journal::shared(&path).unwrap();
         let mut source = JournalSource::open(&path, 0, true, None).unwrap();
         let largest = vec![b'x'; MAX_RECORD];
-        journal.append([&largest[..]]).unwrap();
+        journal.append([&largest[..]], None, 0).unwrap();
         let read = drain(&mut source);
         assert_eq!(read.len(), 1);
         assert_eq!(read[0].len(), MAX_RECORD);
         let over = vec![b'x'; MAX_RECORD + 1];
-        let e = journal.append([&b"fine"[..], &over[..]]).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        let e = journal.append([&b"fine"[..], &over[..]], None, 0).unwrap_err();
+        assert!(matches!(e, AppendError::Invalid(_)), "{e}");
         assert!(e.to_string().contains("record 1 is 16777216 bytes"), "{e}");
         assert!(drain(&mut source).is_empty(), "none of a refused post is appended");
+    }
+
+    fn key(k: &str, body: &str) -> IdempotencyKey {
+        IdempotencyKey { key: k.into(), digest: format!("digest of {body}"), remember: Remember::default() }
+    }
+
+    #[test]
+    fn a_post_cut_short_by_a_crash_is_removed_whole() {
+        // Attack (by accident): the server dies after two of a post's three
+        // lines reached the disk; the client never got its answer and will
+        // retry, so the two lines must not be read.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ingest.log");
+        let journal = Journal::shared(&path).unwrap();
+        journal.append([&b"acked"[..]], None, 0).unwrap();
+        drop(journal);
+        let cut = Receipt { start: 6, end: 12, records: 3, key: None, digest: None, at_ms: 1 };
+        let mut receipts = Receipts::open(&Receipts::path_of(&path)).unwrap();
+        receipts.write(&cut).unwrap();
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"a\nb\n").unwrap();
+        let mut source = JournalSource::open(&path, 0, true, None).unwrap();
+        assert_eq!(drain(&mut source), ["acked"], "none of the cut post is read");
+        assert_eq!(std::fs::read(&path).unwrap(), b"acked\n");
+        let journal = Journal::shared(&path).unwrap();
+        journal.append([&b"a"[..], b"b", b"c"], None, 2).unwrap();
+        assert_eq!(drain(&mut source), ["a", "b", "c"], "the retry is read once");
+    }
+
+    #[test]
+    fn a_retried_post_is_acknowledged_once_even_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ingest.log");
+        let journal = Journal::shared(&path).unwrap();
+        let first = key("k1", "a b");
+        assert_eq!(journal.append([&b"a"[..], b"b"], Some(&first), 10).unwrap(), Appended::New(2));
+        assert_eq!(journal.append([&b"a"[..], b"b"], Some(&first), 11).unwrap(), Appended::Replayed(2));
+        drop(journal);
+        // The server restarts: the key is remembered from the receipts.
+        let journal = Journal::shared(&path).unwrap();
+        assert_eq!(journal.append([&b"a"[..], b"b"], Some(&first), 12).unwrap(), Appended::Replayed(2));
+        let e = journal.append([&b"other"[..]], Some(&key("k1", "other")), 13).unwrap_err();
+        assert!(matches!(e, AppendError::KeyReused(_)), "{e}");
+        journal.append([&b"c"[..]], Some(&key("k2", "c")), 14).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"a\nb\nc\n");
+        // After the window the key is new again.
+        let late = 10 + Remember::default().window_ms;
+        assert_eq!(journal.append([&b"a"[..], b"b"], Some(&first), late).unwrap(), Appended::New(2));
+    }
+
+    #[test]
+    fn a_failed_append_forgets_its_key_so_the_retry_is_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ingest.log");
+        let journal = Journal::shared(&path).unwrap();
+        journal.fail_next_sync.store(true, Ordering::Release);
+        let k = key("k", "x");
+        assert!(matches!(journal.append([&b"x"[..]], Some(&k), 1), Err(AppendError::Io(_))));
+        assert_eq!(journal.append([&b"x"[..]], Some(&k), 2).unwrap(), Appended::New(1));
+        drop(journal);
+        let journal = Journal::shared(&path).unwrap();
+        assert_eq!(journal.append([&b"x"[..]], Some(&k), 3).unwrap(), Appended::Replayed(1));
+        assert_eq!(std::fs::read(&path).unwrap(), b"x\n");
+    }
+
+    #[test]
+    fn a_journal_shorter_than_its_receipts_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ingest.log");
+        let journal = Journal::shared(&path).unwrap();
+        journal.append([&b"one"[..]], None, 0).unwrap();
+        journal.append([&b"two"[..]], None, 0).unwrap();
+        drop(journal);
+        // Shorter than the last post's start: acknowledged records are gone.
+        std::fs::write(&path, b"").unwrap();
+        let e = Journal::shared(&path).unwrap_err();
+        assert!(e.to_string().contains("truncated outside Weir"), "{e}");
     }
 }
