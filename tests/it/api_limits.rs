@@ -435,6 +435,48 @@ fn a_tenant_posting_faster_than_its_ingest_quota_gets_429_with_retry_after() {
 }
 
 #[test]
+fn weir_pipeline_send_waits_out_the_rate_quota_and_appends_once() {
+    let s = Scratch::new();
+    let server = Server::start(&s.join("data")).expect("server");
+    let token = server.tenant("acme", json!({ "ingest_records_per_s": 4 }));
+    server.upload(&token, "tag@1", &tag_one());
+    let id = server.pipeline(&token, &TAGGED.replace("steps:", "checkpoint: { interval: 100ms }\nsteps:"));
+    let file = |name: &str, ids: std::ops::Range<u32>| {
+        s.write(name, &ids.map(|i| format!("{{\"id\":{i}}}\n")).collect::<String>())
+    };
+    let send = |path: &std::path::Path, extra: &[&str]| {
+        let out = std::process::Command::new(weir_tests::weir_bin())
+            .args(["pipeline", "send", &id, path.to_str().unwrap(), "--server", &server.url, "--token", &token])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Eight records put the tenant a second into debt; the next send is
+    // refused with 429 until then, and the command waits and retries.
+    let (code, out, err) = send(&file("a.ndjson", 0..8), &[]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, out, err) = send(&file("b.ndjson", 8..10), &["--idempotency-key", "batch-b"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(err.contains("retrying in"), "the first attempt was refused: {err}");
+    assert!(out.contains("accepted 2"), "{out}");
+    // Running the same command again (same key) appends nothing.
+    let (code, out, err) = send(&file("b.ndjson", 8..10), &["--idempotency-key", "batch-b", "--attempts", "10"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, _, err) = send(&file("c.ndjson", 10..11), &["--idempotency-key", "batch-c", "--attempts", "10"]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines = server.wait_output(&id, Duration::from_secs(60), |l| l.len() >= 11).unwrap();
+    let mut ids: Vec<u64> =
+        lines.iter().map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_u64().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..11).collect::<Vec<_>>());
+}
+
+#[test]
 fn concurrent_resumes_start_the_pipeline_once() {
     // Found writing the API fuzz test: two resumes at once both started a job;
     // the second failed on the first's checkpoint lock with a 400 blaming

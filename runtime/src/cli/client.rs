@@ -59,6 +59,42 @@ impl Client {
         self.finish(r)
     }
 
+    /// Posts records under `key`, retrying (up to `attempts` in all) when
+    /// the post may not have been taken: no answer, 429, 503 or another 5xx,
+    /// waiting the server's `Retry-After` (else 1, 2, 4 ... s). The key makes
+    /// a retry of a post that did arrive harmless.
+    fn post_records(&self, id: &str, key: &str, body: &[u8], attempts: u32) -> Reply {
+        let url = self.url(&format!("/v1/pipelines/{id}/records"));
+        let auth = self.token.as_ref().map(|t| format!("Bearer {t}")).unwrap_or_default();
+        let mut attempt = 1;
+        loop {
+            let r = Self::agent()
+                .post(&url)
+                .header("Authorization", &auth)
+                .header("Idempotency-Key", key)
+                .content_type("text/plain")
+                .send(body);
+            let retry_after = match &r {
+                Ok(resp) if matches!(resp.status().as_u16(), 429 | 500..=599) => Some(
+                    resp.headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                        .unwrap_or(1 << (attempt - 1).min(5)),
+                ),
+                Ok(_) => None,
+                Err(_) => Some(1 << (attempt - 1).min(5)),
+            };
+            match retry_after {
+                Some(wait) if attempt < attempts => {
+                    eprintln!("weir: the post was not taken (attempt {attempt} of {attempts}); retrying in {wait} s");
+                    std::thread::sleep(Duration::from_secs(wait.min(60)));
+                    attempt += 1;
+                }
+                _ => return self.finish(r),
+            }
+        }
+    }
+
     /// Prints the reply (a table via `table`, or JSON) and returns the exit code.
     fn show(&self, reply: Reply, table: impl FnOnce(&Value)) -> ExitCode {
         match reply {
@@ -275,7 +311,7 @@ pub(super) enum PipelineAction {
     Delete(String),
     Savepoint(String),
     Swap { id: String, step: String, udf: String, probation_ms: Option<u64>, max_failures: Option<u64> },
-    Send { id: String, file: String },
+    Send { id: String, file: String, key: Option<String>, attempts: u32 },
     Output { id: String, limit: usize },
 }
 
@@ -319,11 +355,17 @@ pub(super) fn pipeline(c: &Client, action: PipelineAction) -> ExitCode {
                 code
             }
         }
-        Send { id, file } => match read_input(&file) {
+        Send { id, file, key, attempts } => match read_input(&file) {
             Err(e) => fail(e),
-            Ok(body) => c.show(c.send("POST", &format!("/v1/pipelines/{id}/records"), "text/plain", body), |b| {
-                println!("accepted {}", s(&b["accepted"]))
-            }),
+            Ok(body) => {
+                let key = match key.map_or_else(|| crate::control::random_hex(16).map_err(|e| e.message), Ok) {
+                    Ok(k) => k,
+                    Err(e) => return fail(e),
+                };
+                c.show(c.post_records(&id, &key, &body, attempts.max(1)), |b| {
+                    println!("accepted {}", s(&b["accepted"]))
+                })
+            }
         },
         Output { id, limit } => {
             c.show(c.send("GET", &format!("/v1/pipelines/{id}/output?limit={limit}"), "", Vec::new()), |b| {

@@ -161,8 +161,20 @@ enum PipelineCommand {
         #[arg(long)]
         max_failures: Option<u64>,
     },
-    /// Posts records (one per line of FILE, `-`: stdin) to a pipeline's http source.
-    Send { id: String, file: String },
+    /// Posts records (one per line of FILE, `-`: stdin) to a pipeline's http
+    /// source, retrying what may not have arrived (a dropped connection, 429,
+    /// 503, 5xx) under one Idempotency-Key, so the records are appended once.
+    Send {
+        id: String,
+        file: String,
+        /// The post's Idempotency-Key (default: a random one). Give a key of
+        /// your own to make re-running the command safe too.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Attempts before giving up.
+        #[arg(long, default_value_t = 5)]
+        attempts: u32,
+    },
     /// Prints the newest committed output lines.
     Output {
         id: String,
@@ -343,7 +355,9 @@ pub fn main() -> ExitCode {
                 P::Swap { id, step, udf, probation_ms, max_failures } => {
                     PipelineAction::Swap { id, step, udf, probation_ms, max_failures }
                 }
-                P::Send { id, file } => PipelineAction::Send { id, file },
+                P::Send { id, file, idempotency_key, attempts } => {
+                    PipelineAction::Send { id, file, key: idempotency_key, attempts }
+                }
                 P::Output { id, limit } => PipelineAction::Output { id, limit },
             };
             client::pipeline(&server.client(), action)
