@@ -277,6 +277,27 @@ fn posts_retried_after_a_server_kill_are_appended_once() {
 }
 
 #[test]
+fn a_running_pipelines_event_time_function_cannot_be_deleted() {
+    // Deleting it used to succeed (only the steps were checked for a
+    // running pipeline), and the pipeline's next resume then failed.
+    let s = Scratch::new();
+    let (mut server, token) = server_with_tags(&s);
+    server.upload(&token, "stamp@1", &test_guest("stamp"));
+    let id = server.pipeline(
+        &token,
+        "name: stamped\nsource:\n  http: { format: lines }\n  event_time: { udf: stamp@1 }\nsteps:\n  - map: { udf: tag@1 }\n",
+    );
+    let (status, reply) = server.call("DELETE", "/v1/udfs/stamp/versions/1", &token, "", b"");
+    assert_eq!(status, 409, "{reply}");
+    assert!(reply["error"]["message"].as_str().unwrap().contains(&id), "{reply}");
+    // And the pipeline still resumes after a restart.
+    server.terminate().unwrap();
+    let server = Server::start(server.data_dir()).expect("restart");
+    let view = server.get(&format!("/v1/pipelines/{id}"), &token);
+    assert_eq!(view["status"], "running", "{view}");
+}
+
+#[test]
 fn tenants_see_only_their_own_resources_and_quotas_are_enforced() {
     let s = Scratch::new();
     let (server, a) = server_with_tags(&s);

@@ -383,20 +383,21 @@ impl Pipelines {
     pub(super) fn using(&self, db: &Db, tenant: &str, udf: &str) -> Result<Vec<String>, ControlError> {
         let mut out = Vec::new();
         for row in db.pipelines(Some(tenant))? {
-            let in_use = match lock(&self.running).get(&row.id) {
-                Some(r) => lock(&r.current).values().any(|u| u == udf),
-                None => {
-                    // Whatever today's bounds: a stopped pipeline beyond a
-                    // tightened bound still keeps its functions.
-                    let dir = self.dir(&row.id);
-                    serve_manifest(&row.manifest, &dir, &row.steps, &Bounds::none())
-                        .map(|m| {
-                            m.udf_steps().any(|(_, u)| u.udf.to_string() == udf)
-                                || m.timestamp_udf().is_some_and(|u| u.udf.to_string() == udf)
-                        })
-                        .unwrap_or(false)
-                }
-            };
+            // A running job's steps as they are now (a swap in probation
+            // uses both versions), and in any case the stored manifest's
+            // steps and event-time function (issue 18 item 9: the running
+            // check used to miss the event-time function, so deleting it
+            // succeeded and the next resume failed). Whatever today's
+            // bounds: a pipeline beyond a tightened bound keeps its functions.
+            let running = lock(&self.running).get(&row.id).is_some_and(|r| lock(&r.current).values().any(|u| u == udf));
+            let dir = self.dir(&row.id);
+            let stored = serve_manifest(&row.manifest, &dir, &row.steps, &Bounds::none())
+                .map(|m| {
+                    m.udf_steps().any(|(_, u)| u.udf.to_string() == udf)
+                        || m.timestamp_udf().is_some_and(|u| u.udf.to_string() == udf)
+                })
+                .unwrap_or(false);
+            let in_use = running || stored;
             if in_use {
                 out.push(row.id);
             }
