@@ -477,6 +477,79 @@ fn weir_pipeline_send_waits_out_the_rate_quota_and_appends_once() {
 }
 
 #[test]
+fn concurrent_creates_never_exceed_max_pipelines() {
+    // Attack: many creates at once all passed the count while they
+    // compiled, and all were inserted.
+    let s = Scratch::new();
+    let server = Server::start(&s.join("data")).expect("server");
+    let token = server.tenant("acme", json!({ "max_pipelines": 2 }));
+    server.upload(&token, "tag@1", &tag_one());
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..6)
+            .map(|i| {
+                let (server, token) = (&server, &token);
+                scope.spawn(move || {
+                    let manifest = TAGGED.replace("tagged", &format!("racer-{i}"));
+                    server.call("POST", "/v1/pipelines", token, "application/yaml", manifest.as_bytes()).0
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert_eq!(statuses.iter().filter(|&&s| s == 201).count(), 2, "{statuses:?}");
+    assert!(statuses.iter().all(|&s| s == 201 || s == 429), "{statuses:?}");
+    assert_eq!(server.get("/v1/pipelines", &token)["pipelines"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn concurrent_uploads_of_one_version_store_the_winners_bytes() {
+    // Two uploads of `tag@1` with different bytes used to share one temp
+    // file: the row of one could end up with the bytes of the other.
+    let s = Scratch::new();
+    let server = Server::start(&s.join("data")).expect("server");
+    let token = server.tenant("acme", json!({}));
+    let bytes =
+        [std::fs::read(tag_one()).unwrap(), std::fs::read(udf_dir().join("test").join("tag-two@1.wasm")).unwrap()];
+    for round in 0..3 {
+        let version = format!("{round}");
+        let statuses: Vec<u16> = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..4)
+                .map(|i| {
+                    let (server, token, body, version) = (&server, &token, &bytes[i % 2], &version);
+                    scope.spawn(move || {
+                        server
+                            .call("POST", &format!("/v1/udfs/tag/versions/{version}"), token, "application/wasm", body)
+                            .0
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let winners: Vec<usize> = (0..4).filter(|&i| statuses[i] == 201).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {statuses:?}");
+        assert!(statuses.iter().all(|&s| s == 201 || s == 409), "{statuses:?}");
+        let stored = std::fs::read_dir(s.join("data").join("udfs"))
+            .unwrap()
+            .flatten()
+            .map(|tenant| tenant.path().join(format!("tag@{version}.wasm")))
+            .find(|p| p.exists())
+            .expect("the stored component");
+        assert!(
+            std::fs::read(&stored).unwrap() == bytes[winners[0] % 2],
+            "round {round}: the loser's bytes were stored"
+        );
+        // No temp file is left behind.
+        let dir = stored.parent().unwrap();
+        let left: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}
+
+#[test]
 fn concurrent_resumes_start_the_pipeline_once() {
     // Found writing the API fuzz test: two resumes at once both started a job;
     // the second failed on the first's checkpoint lock with a 400 blaming

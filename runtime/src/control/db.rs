@@ -236,15 +236,20 @@ impl Db {
     }
 
     /// Adds a pipeline.
-    pub fn insert_pipeline(&self, p: &PipelineRow) -> Result<(), ControlError> {
-        self.conn()
+    /// Inserts `p` if its tenant has fewer than `max` pipelines, counted
+    /// in the same statement (so concurrent creates cannot all pass);
+    /// false if it has that many already.
+    pub fn insert_pipeline_within(&self, p: &PipelineRow, max: u32) -> Result<bool, ControlError> {
+        let inserted = self
+            .conn()
             .execute(
                 "INSERT INTO pipelines (id, tenant, name, manifest, steps, desired, status, error, created_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![p.id, p.tenant, p.name, p.manifest, p.steps, p.desired, p.status, p.error, p.created_ms],
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
+                 WHERE (SELECT COUNT(*) FROM pipelines WHERE tenant = ?2) < ?10",
+                params![p.id, p.tenant, p.name, p.manifest, p.steps, p.desired, p.status, p.error, p.created_ms, max],
             )
             .map_err(internal)?;
-        Ok(())
+        Ok(inserted == 1)
     }
 
     /// Every pipeline (of `tenant`, or of all).

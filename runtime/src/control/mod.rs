@@ -188,6 +188,14 @@ pub struct Platform {
     pipelines: Pipelines,
     /// The tenants' ingest rate buckets.
     ingest_rates: std::sync::Mutex<ingest_rate::IngestRates>,
+    /// Held while an upload claims its version and stores its file.
+    uploads: std::sync::Mutex<()>,
+}
+
+/// Locks `m`, whether or not a holder panicked (every value kept under
+/// these locks is valid between statements).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// `n` random bytes from the system's generator, as hex: tokens and ids.
@@ -285,7 +293,8 @@ impl Platform {
         }
         let db = std::sync::Arc::new(Db::open(&dir.join("meta.db"))?);
         let pipelines = Pipelines::new(dir.join("pipelines"), config.bounds);
-        let platform = Platform { db, config, host, pipelines, ingest_rates: Default::default() };
+        let platform =
+            Platform { db, config, host, pipelines, ingest_rates: Default::default(), uploads: Default::default() };
         platform.pipelines.resume_all(&platform)?;
         Ok(platform)
     }

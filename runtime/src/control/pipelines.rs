@@ -9,7 +9,7 @@ mod manifest;
 mod state_quota;
 
 use super::redact::{checkpoint_name, redact};
-use super::{tenant, Caller, ControlError, Platform, Tenant};
+use super::{lock, tenant, Caller, ControlError, Platform, Tenant};
 use crate::connector::journal::Journal;
 use crate::connector::now_ms;
 use crate::exec::Controls;
@@ -187,10 +187,6 @@ pub(super) struct Pipelines {
     journals: Mutex<HashMap<String, Arc<Journal>>>,
     /// One lock per pipeline (made at its first resume, stop or delete), see [`Pipelines::lifecycle`].
     lifecycles: Mutex<HashMap<String, Arc<Mutex<()>>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Pipelines {
@@ -530,7 +526,15 @@ impl Platform {
             error: None,
             created_ms: now_ms(),
         };
-        self.db.insert_pipeline(&row)?;
+        // Counted again in the insert itself: concurrent creates all passed
+        // the check above while they compiled (issue 18 item 6).
+        if !self.db.insert_pipeline_within(&row, t.quotas.max_pipelines)? {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(ControlError::quota(format!(
+                "this tenant has {} pipeline(s) already, its limit; delete one first",
+                t.quotas.max_pipelines
+            )));
+        }
         if let Err(e) = self.pipelines.start(self, t, &row) {
             let _ = self.db.delete_pipeline(&id);
             let _ = std::fs::remove_dir_all(&dir);

@@ -88,10 +88,19 @@ impl Platform {
         std::fs::create_dir_all(&dir)
             .map_err(|e| ControlError::internal(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join(format!("{udf}.wasm"));
-        let tmp = dir.join(format!(".{udf}.wasm.tmp"));
-        std::fs::write(&tmp, bytes)
-            .and_then(|_| std::fs::rename(&tmp, &path))
-            .map_err(|e| ControlError::internal(format!("cannot store {}: {e}", path.display())))?;
+        // A temp file of this upload's own (two uploads of one version used
+        // to share one, and could store one's bytes under the other's hash),
+        // durable before it is renamed into place.
+        let tmp = dir.join(format!(".{udf}.{}.tmp", super::random_hex(8)?));
+        let stored = std::fs::File::create(&tmp).and_then(|mut f| {
+            use std::io::Write;
+            f.write_all(bytes)?;
+            f.sync_all()
+        });
+        if let Err(e) = stored {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(ControlError::internal(format!("cannot store {}: {e}", path.display())));
+        }
         let row = UdfRow {
             name: name.to_string(),
             version: version.to_string(),
@@ -101,8 +110,27 @@ impl Platform {
             compile_ms: loaded.compile_time.as_millis() as u64,
             created_ms: now_ms(),
         };
-        if let Err(e) = self.db.insert_udf(&t.id, &row) {
-            let _ = std::fs::remove_file(&path);
+        // One upload at a time from here: the version is claimed (no row
+        // yet), the file renamed into place, then the row inserted. A crash
+        // in between leaves a file without a row, which the next upload of
+        // the version replaces; never a row without its file.
+        let registered = {
+            let _one = super::lock(&self.uploads);
+            let exists = self.db.udfs(&t.id, Some(name))?.iter().any(|u| u.version == version);
+            if exists {
+                Err(ControlError::conflict(format!(
+                    "{udf} exists already; versions are immutable (upload a new version)"
+                )))
+            } else if let Err(e) = std::fs::rename(&tmp, &path) {
+                Err(ControlError::internal(format!("cannot store {}: {e}", path.display())))
+            } else {
+                self.db.insert_udf(&t.id, &row).inspect_err(|_| {
+                    let _ = std::fs::remove_file(&path);
+                })
+            }
+        };
+        if let Err(e) = registered {
+            let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
         tracing::info!(tenant = %t.name, "registered {udf} ({} bytes, compiled in {} ms)", row.size, row.compile_ms);
