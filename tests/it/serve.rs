@@ -277,6 +277,28 @@ fn posts_retried_after_a_server_kill_are_appended_once() {
 }
 
 #[test]
+fn a_delete_during_a_stop_leaves_no_directory_behind() {
+    // The delete used to remove the directory while the stopping job still
+    // wrote its savepoint into it, which recreated it.
+    let s = Scratch::new();
+    let (server, token) = server_with_tags(&s);
+    for round in 0..3 {
+        let id = server.pipeline(&token, &TAGGED.replace("tagged", &format!("doomed-{round}")));
+        feed(&server, &token, &id, 0..200, 50, Duration::ZERO, |_| String::new());
+        let (stop, delete) = std::thread::scope(|scope| {
+            let stop = scope.spawn(|| server.call("POST", &format!("/v1/pipelines/{id}/stop"), &token, "", b""));
+            let delete = scope.spawn(|| server.call("DELETE", &format!("/v1/pipelines/{id}"), &token, "", b""));
+            (stop.join().unwrap(), delete.join().unwrap())
+        });
+        assert_eq!(delete.0, 204, "{delete:?}");
+        assert!([200, 404].contains(&stop.0), "the stop either finished first or found no pipeline: {stop:?}");
+        let dir = server.data_dir().join("pipelines").join(&id);
+        assert!(!dir.exists(), "round {round}: {} is back", dir.display());
+        assert_eq!(server.call("GET", &format!("/v1/pipelines/{id}"), &token, "", b"").0, 404);
+    }
+}
+
+#[test]
 fn a_running_pipelines_event_time_function_cannot_be_deleted() {
     // Deleting it used to succeed (only the steps were checked for a
     // running pipeline), and the pipeline's next resume then failed.
