@@ -37,6 +37,7 @@ pub mod connector;
 pub mod control;
 pub mod exec;
 pub mod job;
+pub mod log_budget;
 pub mod manifest;
 pub mod operator;
 pub mod state;

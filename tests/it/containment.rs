@@ -97,6 +97,29 @@ fn a_chatty_function_is_rate_limited_not_killed() -> anyhow::Result<()> {
 }
 
 #[test]
+fn a_function_panicking_on_every_record_cannot_flood_the_log() -> anyhow::Result<()> {
+    // Attack: every record traps; each trap used to bring a fresh instance
+    // with a fresh log budget, and each dead letter its own warning, so the
+    // server's log grew with every record.
+    let s = Scratch::new();
+    let lines: Vec<String> = (0..3000).map(|i| format!("PANIC {i}")).collect();
+    s.write("in.txt", lines.join("\n"));
+    let run = s.run("name: panicky\nbatch_size: 1\nsource:\n  file: { path: in.txt }\nsteps:\n  - map: { udf: evil@1 }\nsink:\n  file: { path: out.txt }\ndead_letter:\n  file: { path: dlq.ndjson }\n").ok()?;
+    assert_eq!(dead_letters(&s.join("dlq.ndjson"))?.len(), 3000, "every record is dead-lettered");
+    // Within any second of the log, the step's lines stay within its two
+    // budgets (the guest's output, and the dead-letter warnings, 50 lines
+    // per budget window each; a calendar second overlaps two windows),
+    // whatever the machine's speed.
+    let mut per_second: std::collections::BTreeMap<String, usize> = Default::default();
+    for line in run.stderr().lines().filter(|l| l.contains("evil@1") || l.contains("PANIC requested")) {
+        *per_second.entry(line.chars().take(19).collect()).or_default() += 1;
+    }
+    let worst = per_second.values().max().copied().unwrap_or(0);
+    assert!(worst > 0 && worst <= 2 * 2 * 50 + 4, "{worst} lines in one second: {per_second:?}");
+    Ok(())
+}
+
+#[test]
 fn key_by_functions_must_set_a_key() -> anyhow::Result<()> {
     let s = Scratch::new();
     s.write("in.txt", "keep\nDROPKEY me\n");

@@ -178,6 +178,7 @@ pub(super) fn plan(
         let mut per_subtask = Vec::with_capacity(p as usize);
         let mut specs = Vec::with_capacity(p as usize);
         let count = if *index == TIMESTAMP_STEP { decoders } else { p };
+        let log_budget = crate::log_budget::SharedLogBudget::default();
         for subtask in 0..count {
             let access = match u.function {
                 crate::manifest::FunctionKind::Process => Some(Process::access(
@@ -189,7 +190,13 @@ pub(super) fn plan(
                 _ => None,
             };
             let keyed = access.clone().map(|a| a as Arc<dyn crate::operator::keyed_access::KeyedAccess>);
-            let spec = InstanceSpec { params: u.params.clone(), limits: u.limits, subtask, keyed };
+            let spec = InstanceSpec {
+                params: u.params.clone(),
+                limits: u.limits,
+                subtask,
+                keyed,
+                log_budget: log_budget.clone(),
+            };
             specs.push(spec.clone());
             let udf = host
                 .instantiate(&loaded[&u.udf], u.function, spec)

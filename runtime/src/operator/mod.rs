@@ -130,6 +130,9 @@ pub struct StepMetrics {
     pub late: AtomicU64,
     /// The watermark of each subtask that has one.
     watermarks: std::sync::Mutex<std::collections::BTreeMap<u32, Timestamp>>,
+    /// The step's budget of warnings about its dead-lettered records (a
+    /// function failing on every record would otherwise write one per record).
+    pub warnings: crate::log_budget::SharedLogBudget,
 }
 
 impl StepMetrics {

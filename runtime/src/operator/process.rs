@@ -175,7 +175,9 @@ impl Process {
                     return self.run(records, std::slice::from_ref(&second), out);
                 }
                 let reason = format!("{} (subtask {}) {failure}", self.invoker.name(), self.ctx.subtask);
-                tracing::warn!(step = %self.ctx.label, "{reason}; the record goes to the dead-letter output");
+                if self.ctx.metrics.warnings.admit(&self.ctx.label, "dead-letter warning") {
+                    tracing::warn!(step = %self.ctx.label, "{}; the record goes to the dead-letter output", crate::log_budget::escape_controls(&reason));
+                }
                 self.ctx.dead_letter(failure.kind(), &reason, &records[g.records[0]])
             }
         }

@@ -357,7 +357,9 @@ impl UdfStep {
                     return Err(self.ctx.error(described));
                 }
                 if batch.len() == 1 {
-                    tracing::warn!(step = %self.ctx.label, "{described}; the record goes to the dead-letter output");
+                    if self.ctx.metrics.warnings.admit(&self.ctx.label, "dead-letter warning") {
+                        tracing::warn!(step = %self.ctx.label, "{}; the record goes to the dead-letter output", crate::log_budget::escape_controls(&described));
+                    }
                     let record = batch.iter().next().expect("one record");
                     return self.ctx.dead_letter(failure.kind(), &described, &record);
                 }

@@ -4,19 +4,17 @@
 //! Writes never fail: a function that prints too much loses log lines, not
 //! its life (wasmtime's `MemoryOutputPipe` traps the guest once full).
 
+use crate::log_budget::{escape_controls, SharedLogBudget};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Instant;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 /// Bytes of output kept for error messages.
 const TAIL_BYTES: usize = 4096;
-/// Lines per second forwarded to the log per instance and stream.
-const LINES_PER_SECOND: u32 = 50;
 /// Longer lines are cut.
 pub(crate) const MAX_LINE_BYTES: usize = 4096;
 
@@ -31,50 +29,20 @@ struct Captured {
     stream: &'static str,
     tail: VecDeque<u8>,
     line: Vec<u8>,
-    budget: LogBudget,
-}
-
-/// At most [`LINES_PER_SECOND`] log lines per second; the rest are counted
-/// and the count logged when the next second starts.
-pub(crate) struct LogBudget {
-    window: Instant,
-    logged: u32,
-    dropped: u64,
-}
-
-impl LogBudget {
-    pub(crate) fn new() -> Self {
-        LogBudget { window: Instant::now(), logged: 0, dropped: 0 }
-    }
-
-    /// Whether one more line of `what` from `label` may be logged now.
-    pub(crate) fn admit(&mut self, label: &str, what: &str) -> bool {
-        if self.window.elapsed().as_secs() >= 1 {
-            if self.dropped > 0 {
-                tracing::warn!(target: "weir::guest", udf = %label, "{} {what} lines not logged (over {LINES_PER_SECOND}/s)", self.dropped);
-            }
-            self.window = Instant::now();
-            self.logged = 0;
-            self.dropped = 0;
-        }
-        if self.logged >= LINES_PER_SECOND {
-            self.dropped += 1;
-            return false;
-        }
-        self.logged += 1;
-        true
-    }
+    budget: SharedLogBudget,
 }
 
 impl GuestOutput {
-    pub(crate) fn new(label: Arc<str>, stream: &'static str) -> Self {
+    /// Captures `stream` of an instance of `label`, logging under the
+    /// step's `budget`.
+    pub(crate) fn new(label: Arc<str>, stream: &'static str, budget: SharedLogBudget) -> Self {
         GuestOutput {
             inner: Arc::new(Mutex::new(Captured {
                 label,
                 stream,
                 tail: VecDeque::with_capacity(TAIL_BYTES),
                 line: Vec::new(),
-                budget: LogBudget::new(),
+                budget,
             })),
         }
     }
@@ -113,7 +81,8 @@ impl Captured {
         if !self.budget.admit(&self.label, self.stream) {
             return;
         }
-        let text = String::from_utf8_lossy(line);
+        let lossy = String::from_utf8_lossy(line);
+        let text = escape_controls(&lossy);
         if self.stream == "stderr" {
             tracing::warn!(target: "weir::guest", udf = %self.label, "{text}");
         } else {
@@ -189,7 +158,7 @@ mod tests {
 
     #[test]
     fn keeps_the_tail_and_finds_the_panic() {
-        let out = GuestOutput::new("t@1".into(), "stderr");
+        let out = GuestOutput::new("t@1".into(), "stderr", SharedLogBudget::default());
         out.write(&vec![b'x'; 10_000]);
         out.write(
             b"\nthread '<unnamed>' panicked at src/lib.rs:12:9:\nPANIC requested\nnote: run with `RUST_BACKTRACE=1`\n",

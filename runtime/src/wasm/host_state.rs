@@ -3,7 +3,8 @@
 use super::bindings::weir::udf::{host, state, timers, types};
 use super::deadline::{CallDeadline, Waits};
 use super::footprint::InstanceCaps;
-use super::guest_output::{GuestOutput, LogBudget, MAX_LINE_BYTES};
+use super::guest_output::{GuestOutput, MAX_LINE_BYTES};
+use crate::log_budget::{escape_controls, SharedLogBudget};
 use crate::operator::keyed_access::KeyedAccess;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
@@ -20,7 +21,7 @@ pub(crate) struct HostState {
     label: Arc<str>,
     pub(crate) watermark: i64,
     keyed: Option<Arc<dyn KeyedAccess>>,
-    log_budget: LogBudget,
+    log_budget: SharedLogBudget,
 }
 
 impl HostState {
@@ -31,9 +32,10 @@ impl HostState {
         memory_cap: u64,
         counts: InstanceCaps,
         keyed: Option<Arc<dyn KeyedAccess>>,
+        log_budget: SharedLogBudget,
     ) -> Self {
-        let stdout = GuestOutput::new(label.clone(), "stdout");
-        let stderr = GuestOutput::new(label.clone(), "stderr");
+        let stdout = GuestOutput::new(label.clone(), "stdout", log_budget.clone());
+        let stderr = GuestOutput::new(label.clone(), "stderr", log_budget.clone());
         let wasi = WasiCtxBuilder::new().stdout(stdout).stderr(stderr.clone()).build();
         HostState {
             wasi,
@@ -44,7 +46,7 @@ impl HostState {
             label,
             watermark: i64::MIN,
             keyed,
-            log_budget: LogBudget::new(),
+            log_budget,
         }
     }
 }
@@ -126,6 +128,7 @@ impl host::Host for HostState {
             message.truncate(cut);
             message.push_str(" [cut]");
         }
+        let message = escape_controls(&message);
         match level {
             types::Level::Trace => tracing::trace!(target: "weir::guest", udf, "{message}"),
             types::Level::Debug => tracing::debug!(target: "weir::guest", udf, "{message}"),

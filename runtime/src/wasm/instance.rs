@@ -12,6 +12,7 @@ use super::component::LoadedComponent;
 use super::engine::WasmHost;
 use super::guest_output::panic_message;
 use super::host_state::HostState;
+use crate::log_budget::SharedLogBudget;
 use crate::manifest::{FunctionKind, Limits};
 use crate::operator::keyed_access::KeyedAccess;
 use crate::operator::udf::{Added, Filtered, Mapped, Processed, Rejection, UdfFailure, UdfInvoker};
@@ -31,6 +32,9 @@ pub struct InstanceSpec {
     pub subtask: u32,
     /// Keyed state and timers for the `state` and `timers` imports (`process` steps).
     pub keyed: Option<Arc<dyn KeyedAccess>>,
+    /// The step's budget of log lines (shared by its subtasks and every
+    /// instance they make, so a trap does not start a fresh one).
+    pub log_budget: SharedLogBudget,
 }
 
 impl std::fmt::Debug for InstanceSpec {
@@ -117,7 +121,13 @@ impl WasmUdf {
         let c = &self.component;
         let mut store = Store::new(
             self.host.engine(),
-            HostState::new(self.label.clone(), self.spec.limits.memory, self.host.caps(), self.spec.keyed.clone()),
+            HostState::new(
+                self.label.clone(),
+                self.spec.limits.memory,
+                self.host.caps(),
+                self.spec.keyed.clone(),
+                self.spec.log_budget.clone(),
+            ),
         );
         store.limiter(|s| &mut s.limiter);
         store.data_mut().watermark = self.watermark;

@@ -24,7 +24,7 @@ fn instantiate(
     config.wasm_component_model(true);
     let engine = Engine::new(&config).unwrap();
     let component = Component::new(&engine, bytes).unwrap();
-    let mut store = Store::new(&engine, HostState::new("test".into(), cap, counts, None));
+    let mut store = Store::new(&engine, HostState::new("test".into(), cap, counts, None, Default::default()));
     store.limiter(|s| &mut s.limiter);
     let r = Linker::new(&engine).instantiate(&mut store, &component).map(|_| ()).map_err(|e| format!("{e:#}"));
     let l = &store.data().limiter;
