@@ -299,6 +299,50 @@ fn a_delete_during_a_stop_leaves_no_directory_behind() {
 }
 
 #[test]
+fn output_is_read_a_page_at_a_time_and_bytes_that_are_not_utf8_come_as_base64() {
+    // A value that was not UTF-8 used to fail GET …/output for good.
+    let s = Scratch::new();
+    let (server, token) = server_with_tags(&s);
+    let id = server.pipeline(
+        &token,
+        "name: raw\nsource: { http: { format: lines } }\nsteps:\n  - map: { udf: evil@1 }\ncheckpoint: { interval: 100ms }\n",
+    );
+    let mut body = b"first\n".to_vec();
+    body.extend_from_slice(b"\xff\xfe\n");
+    for i in 0..20 {
+        body.extend_from_slice(format!("line {i}\n").as_bytes());
+    }
+    let (status, reply) = server.call("POST", &format!("/v1/pipelines/{id}/records"), &token, "text/plain", &body);
+    assert_eq!(status, 200, "{reply}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let newest = loop {
+        let page = server.get(&format!("/v1/pipelines/{id}/output?limit=1000"), &token);
+        if page["lines"].as_array().unwrap().len() == 22 {
+            break page;
+        }
+        assert!(std::time::Instant::now() < deadline, "the output never had 22 lines: {page}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(newest["lines"].as_array().unwrap().contains(&json!({ "base64": "//4=" })), "{newest}");
+    // Following from the start three lines at a time gives the same lines.
+    let (mut all, mut after) = (Vec::new(), "0.0.0".to_string());
+    loop {
+        let page = server.get(&format!("/v1/pipelines/{id}/output?limit=3&after={after}"), &token);
+        let lines = page["lines"].as_array().unwrap().clone();
+        assert!(lines.len() <= 3, "{page}");
+        if lines.is_empty() {
+            break;
+        }
+        all.extend(lines);
+        after = page["next"].as_str().unwrap().to_string();
+    }
+    assert_eq!(json!(all), newest["lines"]);
+    let (status, reply) = server.call("GET", &format!("/v1/pipelines/{id}/output?after=../x"), &token, "", b"");
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(reply["error"]["code"], "invalid_cursor", "{reply}");
+}
+
+#[test]
 fn a_running_pipelines_event_time_function_cannot_be_deleted() {
     // Deleting it used to succeed (only the steps were checked for a
     // running pipeline), and the pipeline's next resume then failed.

@@ -363,8 +363,10 @@ async fn ingest(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct OutputQuery {
     limit: Option<usize>,
+    after: Option<String>,
 }
 
 async fn output(
@@ -375,7 +377,8 @@ async fn output(
 ) -> ApiResult {
     let Query(q) = q.map_err(|e| bad("invalid_query", e.body_text()))?;
     let limit = q.limit.unwrap_or(100).clamp(1, 100_000);
-    ok(json!({ "lines": call(&p, c, move |p, c| p.output(c, &id, limit)).await? }))
+    let page = call(&p, c, move |p, c| p.output(c, &id, limit, q.after.as_deref())).await?;
+    ok(json!({ "lines": page.lines, "next": page.next }))
 }
 
 /// The routes of [`router`], as `(method, path)` — checked against the OpenAPI document.

@@ -219,7 +219,11 @@ fn schemas() -> Value {
                 "outcome": { "type": "string", "enum": ["swapped", "rolled_back"] },
                 "barrier": opt_int, "reason": opt_str, "took_ms": int, "at_ms": int } },
         "Accepted": { "type": "object", "required": ["accepted"], "properties": { "accepted": int } },
-        "Output": { "type": "object", "required": ["lines"], "properties": { "lines": strings } }
+        "Output": { "type": "object", "required": ["lines", "next"], "properties": {
+            "lines": { "type": "array", "description": "Oldest first; a line that is not UTF-8 is `{\"base64\": ...}`",
+                "items": { "oneOf": [{ "type": "string" }, { "type": "object", "required": ["base64"],
+                    "properties": { "base64": { "type": "string" } } }] } },
+            "next": { "type": "string", "description": "The cursor after the last line: pass it as `after` for the lines that follow" } } }
     })
 }
 
@@ -233,13 +237,16 @@ pub fn document() -> Value {
         json!({ "application/yaml": { "schema": schema }, "application/json": { "schema": schema } })
     };
     let mut output = op(
-        "The newest committed output lines",
+        "A page of the committed output: the newest lines, or those after a cursor",
         None,
         ("200", "Lines", Some(json_of("Output"))),
         &["400", "401", "403", "404"],
     );
     output["parameters"] = json!([{ "name": "limit", "in": "query", "required": false,
-        "description": "How many of the newest lines (at most 100000)", "schema": { "type": "integer", "minimum": 0, "default": 100 } }]);
+        "description": "How many lines (at most 100000; and at most 8 MiB of them)", "schema": { "type": "integer", "minimum": 0, "default": 100 } },
+        { "name": "after", "in": "query", "required": false,
+        "description": "A cursor (`next` of an earlier answer): the lines after it, oldest first; without one, the newest lines",
+        "schema": { "type": "string", "pattern": "^[0-9]+\\.[0-9]+\\.[0-9]+$" } }]);
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": { "title": "Weir", "version": env!("CARGO_PKG_VERSION"),

@@ -6,6 +6,7 @@
 use super::db::{Db, PipelineRow};
 mod ingest;
 mod manifest;
+mod output;
 mod state_quota;
 
 use super::redact::{checkpoint_name, redact};

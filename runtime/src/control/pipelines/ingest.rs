@@ -1,7 +1,6 @@
-//! Records in and out of a hosted pipeline over HTTP: posts appended to the
-//! ingest journal of its `http` source (under the tenant's ingest rate
-//! quota, and once per `Idempotency-Key`), and its committed output read
-//! back.
+//! Records into a hosted pipeline over HTTP: posts appended to the ingest
+//! journal of its `http` source (under the tenant's ingest rate quota, and
+//! once per `Idempotency-Key`).
 
 use super::manifest::serve_manifest;
 use super::{lock, Pipelines};
@@ -11,7 +10,6 @@ use crate::control::ingest_rate::Rate;
 use crate::control::{tenant, Caller, ControlError, ErrorKind, Platform};
 use crate::manifest::SourceKind;
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -93,34 +91,6 @@ impl Platform {
             }
             Err(AppendError::Io(e)) => Err(ControlError::internal(format!("cannot write the ingest journal: {e}"))),
         }
-    }
-
-    /// The last `limit` committed output lines of a pipeline.
-    pub fn output(&self, caller: &Caller, id: &str, limit: usize) -> Result<Vec<String>, ControlError> {
-        let t = tenant(caller)?;
-        self.pipelines.row(&self.db, t, id)?;
-        let dir = self.pipelines.dir(id).join("output");
-        let mut files: Vec<(u64, u32, PathBuf)> = Vec::new();
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            let Some(rest) = name.strip_prefix("part-").and_then(|r| r.strip_suffix(".txt")) else { continue };
-            let Some((sub, ckpt)) = rest.split_once('-') else { continue };
-            let order = if ckpt == "end" { u64::MAX } else { ckpt.parse().unwrap_or(0) };
-            files.push((order, sub.parse().unwrap_or(0), e.path()));
-        }
-        files.sort();
-        let mut lines = std::collections::VecDeque::new();
-        for (_, _, path) in files {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| ControlError::internal(format!("{}: {e}", path.display())))?;
-            for l in text.lines() {
-                if lines.len() == limit {
-                    lines.pop_front();
-                }
-                lines.push_back(l.to_string());
-            }
-        }
-        Ok(lines.into())
     }
 }
 
