@@ -37,8 +37,12 @@ fn instance(host: &WasmHost, name: &str, kind: FunctionKind, params: &[(&str, &s
     let udf = UdfRef::parse(name.rsplit('/').next().unwrap_or(name)).unwrap();
     let component = host.load(&udf, &bytes).unwrap();
     let params = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    host.instantiate(&component, kind, InstanceSpec { params, limits: Limits::default(), subtask: 0, keyed: None })
-        .unwrap()
+    host.instantiate(
+        &component,
+        kind,
+        InstanceSpec { params, limits: Limits::default(), subtask: 0, keyed: None, log_budget: Default::default() },
+    )
+    .unwrap()
 }
 
 fn calls(c: &mut Criterion) {

@@ -33,17 +33,11 @@ pub enum Admit {
 
 /// At most [`LINES_PER_SECOND`] lines per one-second window; the lines
 /// refused are counted and reported with the first line of a later window.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct LogBudget {
     window: Option<Instant>,
     logged: u32,
     dropped: u64,
-}
-
-impl Default for LogBudget {
-    fn default() -> Self {
-        LogBudget { window: None, logged: 0, dropped: 0 }
-    }
 }
 
 impl LogBudget {

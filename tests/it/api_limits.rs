@@ -442,7 +442,7 @@ fn weir_pipeline_send_waits_out_the_rate_quota_and_appends_once() {
     server.upload(&token, "tag@1", &tag_one());
     let id = server.pipeline(&token, &TAGGED.replace("steps:", "checkpoint: { interval: 100ms }\nsteps:"));
     let file = |name: &str, ids: std::ops::Range<u32>| {
-        s.write(name, &ids.map(|i| format!("{{\"id\":{i}}}\n")).collect::<String>())
+        s.write(name, ids.map(|i| format!("{{\"id\":{i}}}\n")).collect::<String>())
     };
     let send = |path: &std::path::Path, extra: &[&str]| {
         let out = std::process::Command::new(weir_tests::weir_bin())
