@@ -550,6 +550,26 @@ fn concurrent_uploads_of_one_version_store_the_winners_bytes() {
 }
 
 #[test]
+fn uploading_version_after_version_stops_at_the_version_quota() {
+    // Attack: a tenant registers versions without end (each one stored on
+    // disk and compiled).
+    let s = Scratch::new();
+    let server = Server::start(&s.join("data")).expect("server");
+    let token = server.tenant("acme", json!({ "max_udf_versions": 2 }));
+    let bytes = std::fs::read(tag_one()).unwrap();
+    let upload =
+        |v: &str| server.call("POST", &format!("/v1/udfs/tag/versions/{v}"), &token, "application/wasm", &bytes);
+    assert_eq!(upload("1").0, 201);
+    assert_eq!(upload("2").0, 201);
+    let (status, reply) = upload("3");
+    assert_eq!(status, 429, "{reply}");
+    assert_eq!(reply["error"]["code"], "quota_exceeded", "{reply}");
+    assert!(reply["error"]["message"].as_str().unwrap().contains("max_udf_versions"), "{reply}");
+    assert_eq!(server.call("DELETE", "/v1/udfs/tag/versions/1", &token, "", b"").0, 204);
+    assert_eq!(upload("3").0, 201, "a deleted version frees its place");
+}
+
+#[test]
 fn concurrent_resumes_start_the_pipeline_once() {
     // Found writing the API fuzz test: two resumes at once both started a job;
     // the second failed on the first's checkpoint lock with a 400 blaming

@@ -226,6 +226,9 @@ struct QuotaArgs {
     /// Bytes it may post to its http sources per second.
     #[arg(long)]
     ingest_bytes_per_s: Option<u64>,
+    /// Function versions it may have registered.
+    #[arg(long)]
+    max_udf_versions: Option<u32>,
 }
 
 impl QuotaArgs {
@@ -245,6 +248,7 @@ impl QuotaArgs {
         put("max_state_mib", self.max_state_mib);
         put("ingest_records_per_s", self.ingest_records_per_s);
         put("ingest_bytes_per_s", self.ingest_bytes_per_s);
+        put("max_udf_versions", self.max_udf_versions.map(u64::from));
         m
     }
 }

@@ -114,6 +114,8 @@ pub struct Quotas {
     pub ingest_records_per_s: u64,
     /// Bytes it may post to its `http` sources per second.
     pub ingest_bytes_per_s: u64,
+    /// Function versions it may have registered, over all its functions.
+    pub max_udf_versions: u32,
 }
 
 impl Default for Quotas {
@@ -127,6 +129,7 @@ impl Default for Quotas {
             max_state_mib: 1024,
             ingest_records_per_s: 50_000,
             ingest_bytes_per_s: 64 << 20,
+            max_udf_versions: 100,
         }
     }
 }
@@ -253,7 +256,10 @@ pub fn check_quotas(q: &Quotas) -> Result<(), ControlError> {
         || q.ingest_records_per_s == 0
         || q.ingest_bytes_per_s == 0
     {
-        return Err(ControlError::bad_request("invalid_quotas", "quotas must be positive (max_pipelines may be 0)"));
+        return Err(ControlError::bad_request(
+            "invalid_quotas",
+            "quotas must be positive (max_pipelines and max_udf_versions may be 0)",
+        ));
     }
     for (name, value) in
         [("memory_mib", q.memory_mib), ("max_component_mib", q.max_component_mib), ("max_state_mib", q.max_state_mib)]

@@ -116,10 +116,15 @@ impl Platform {
         // the version replaces; never a row without its file.
         let registered = {
             let _one = super::lock(&self.uploads);
-            let exists = self.db.udfs(&t.id, Some(name))?.iter().any(|u| u.version == version);
-            if exists {
+            let all = self.db.udfs(&t.id, None)?;
+            if all.iter().any(|u| u.name == name && u.version == version) {
                 Err(ControlError::conflict(format!(
                     "{udf} exists already; versions are immutable (upload a new version)"
+                )))
+            } else if all.len() as u64 >= u64::from(t.quotas.max_udf_versions) {
+                Err(ControlError::quota(format!(
+                    "this tenant has {} function versions, its limit (max_udf_versions); delete unused ones first",
+                    all.len()
                 )))
             } else if let Err(e) = std::fs::rename(&tmp, &path) {
                 Err(ControlError::internal(format!("cannot store {}: {e}", path.display())))

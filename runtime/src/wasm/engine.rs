@@ -7,10 +7,10 @@ use super::deadline::bound_wasi_waits;
 use super::footprint::{check_footprint, InstanceCaps, Refused};
 use super::host_state::HostState;
 use super::instance::{InstanceSpec, WasmUdf};
+use super::lru::Lru;
 use crate::manifest::FunctionKind;
 use crate::types::UdfRef;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -31,6 +31,10 @@ pub struct WasmConfig {
     /// How many memories, tables and core instances one instance may have;
     /// components declaring more are refused at load.
     pub caps: InstanceCaps,
+    /// Compiled components kept in memory for reuse, the least recently
+    /// used dropped first (default 128; with a `cache_dir` a dropped one is
+    /// read back from disk, not compiled again).
+    pub compiled_in_memory: usize,
 }
 
 impl Default for WasmConfig {
@@ -40,6 +44,7 @@ impl Default for WasmConfig {
             cache_dir: None,
             perf_map: false,
             caps: InstanceCaps::default(),
+            compiled_in_memory: 128,
         }
     }
 }
@@ -54,7 +59,7 @@ pub struct WasmHost {
 struct Inner {
     engine: Engine,
     linker: Linker<HostState>,
-    compiled: Mutex<HashMap<String, Component>>,
+    compiled: Mutex<Lru<Component>>,
     config: WasmConfig,
     /// Held for its `Drop`, which stops the epoch thread.
     _ticker: Ticker,
@@ -111,7 +116,13 @@ impl WasmHost {
         };
         let ticker = Ticker { stop, thread: Some(thread) };
         Ok(WasmHost {
-            inner: Arc::new(Inner { engine, linker, compiled: Mutex::new(HashMap::new()), config, _ticker: ticker }),
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                compiled: Mutex::new(Lru::new(config.compiled_in_memory)),
+                config,
+                _ticker: ticker,
+            }),
         })
     }
 
@@ -134,7 +145,7 @@ impl WasmHost {
     fn compile(&self, hash: &str, bytes: &[u8]) -> Result<(Component, bool), LoadError> {
         let inner = &self.inner;
         if let Some(c) = inner.compiled.lock().unwrap_or_else(PoisonError::into_inner).get(hash) {
-            return Ok((c.clone(), false));
+            return Ok((c, false));
         }
         let cached = inner.config.cache_dir.as_ref().map(|d| d.join(format!("{hash}.cwasm")));
         if let Some(path) = cached.as_ref().filter(|p| p.exists()) {
@@ -143,7 +154,7 @@ impl WasmHost {
             // wasmtime checks that they match this engine's configuration.
             match unsafe { Component::deserialize_file(&inner.engine, path) } {
                 Ok(c) => {
-                    inner.compiled.lock().unwrap_or_else(PoisonError::into_inner).insert(hash.to_string(), c.clone());
+                    inner.compiled.lock().unwrap_or_else(PoisonError::into_inner).insert(hash, c.clone());
                     return Ok((c, false));
                 }
                 Err(e) => tracing::warn!("ignoring the cached component {}: {e:#}", path.display()),
@@ -155,7 +166,7 @@ impl WasmHost {
                 tracing::warn!("cannot cache the compiled component at {}: {e}", path.display());
             }
         }
-        inner.compiled.lock().unwrap_or_else(PoisonError::into_inner).insert(hash.to_string(), component.clone());
+        inner.compiled.lock().unwrap_or_else(PoisonError::into_inner).insert(hash, component.clone());
         Ok((component, true))
     }
 

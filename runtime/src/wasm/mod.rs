@@ -25,6 +25,7 @@ mod footprint;
 mod guest_output;
 mod host_state;
 mod instance;
+mod lru;
 
 pub use component::{LoadError, LoadedComponent, WIT_PACKAGE, WIT_VERSION};
 pub use engine::{WasmConfig, WasmHost};
