@@ -1,7 +1,7 @@
-//! A broker restart in the middle of a run: tansu with SQLite storage
-//! (`scripts/kafka start-persistent`, whose data survives the restart) is
-//! stopped while q5 reads from it and writes to it exactly once, and
-//! started again. The pipeline waits and retries, says so in its log, and
+//! A broker restart in the middle of a run: tansu storing in an S3-compatible
+//! object store (`scripts/kafka start-persistent`, whose data survives the
+//! broker's restart) is killed while q5 reads from it and writes to it
+//! exactly once, and started again. The pipeline waits and retries, says so in its log, and
 //! the output is exactly the reference.
 
 use std::process::Command;
@@ -16,24 +16,26 @@ fn kafka(args: &[&str]) {
     assert!(out.status.success(), "scripts/kafka {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// Stops the broker when the test ends, however it ends.
+/// Stops the broker and its object store when the test ends, however it ends.
 struct Broker;
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = Command::new(repo().join("scripts/kafka")).args(["stop", PORT]).output();
+        let _ = Command::new(repo().join("scripts/kafka")).args(["stop-persistent", PORT]).output();
     }
 }
 
 #[test]
 fn a_broker_restart_mid_run_is_waited_out_and_loses_nothing() {
     let s = Scratch::new();
-    let db = s.join("broker/kafka.db");
-    kafka(&["start-persistent", PORT, db.to_str().unwrap()]);
+    let store = s.join("broker");
+    kafka(&["start-persistent", PORT, store.to_str().unwrap()]);
     let _broker = Broker;
     let brokers = format!("127.0.0.1:{PORT}");
-    let bids = oracle::bids(21, 40_000);
-    let want = oracle::windowed(&bids, 10_000, 10_000, false);
+    // Enough input that reading it takes many checkpoint intervals, however
+    // fast the broker: the broker stops while the readers still read.
+    let bids = oracle::bids(21, 400_000);
+    let want = oracle::windowed(&bids, 100_000, 100_000, false);
     let (input, output) = (unique("restart-in"), unique("restart-out"));
     create_topic_on(&brokers, &input, 2);
     create_topic_on(&brokers, &output, 2);
@@ -48,22 +50,24 @@ fn a_broker_restart_mid_run_is_waited_out_and_loses_nothing() {
         format!(
             "name: restart\nparallelism: 2\nsource:\n  kafka: {{ brokers: \"{brokers}\", topic: {input}, bounded: true }}\n\
              \x20 event_time: {{ field: /ts }}\n  watermark: {{ max_out_of_orderness: 2s }}\n\
-             steps:\n  - key_by: {{ field: /auction }}\n  - window: {{ tumbling: 10s }}\n    aggregate: {{ builtin: count, output: csv }}\n\
+             steps:\n  - key_by: {{ field: /auction }}\n  - window: {{ tumbling: 100s }}\n    aggregate: {{ builtin: count, output: csv }}\n\
              sink:\n  kafka: {{ brokers: \"{brokers}\", topic: {output} }}\ncheckpoint: {{ dir: ckpt, interval: 200ms }}\n"
         ),
     );
     let mut child = s.spawn(&["run", m.to_str().unwrap()], "run.err");
     let log = || std::fs::read_to_string(s.join("run.err")).unwrap_or_default();
-    // Stop the broker once the pipeline has completed a checkpoint, for 3 s.
+    // Kill the broker once the pipeline has completed a checkpoint, for 3 s.
     let deadline = Instant::now() + Duration::from_secs(120);
     while !log().contains("checkpoint 1 complete") {
         assert!(Instant::now() < deadline, "no checkpoint:\n{}", log());
         assert!(child.try_wait().unwrap().is_none(), "the run ended before the restart:\n{}", log());
         std::thread::sleep(Duration::from_millis(10));
     }
-    kafka(&["stop", PORT]);
+    // Killed, not stopped: tansu stopped with SIGTERM goes on serving
+    // fetches for seconds, and a crash is the harder case anyway.
+    kafka(&["crash", PORT]);
     std::thread::sleep(Duration::from_secs(3));
-    kafka(&["start-persistent", PORT, db.to_str().unwrap()]);
+    kafka(&["start-persistent", PORT, store.to_str().unwrap()]);
 
     let deadline = Instant::now() + Duration::from_secs(300);
     let status = loop {
@@ -82,7 +86,7 @@ fn a_broker_restart_mid_run_is_waited_out_and_loses_nothing() {
     // The outage is reported (the readers' errors, and that they retry), not silent.
     assert!(err.contains("Broker transport failure") && err.contains("errors; retrying)"), "{err}");
 
-    // tansu's SQLite storage serves fetches slowly: read until all arrived.
+    // Read until all arrived (a restarted broker may serve fetches slowly).
     let got = consume_then_wait_on(&brokers, &output, want.len(), Duration::from_secs(180), Duration::from_secs(5));
     let mut values: Vec<String> = got.into_iter().map(|r| r.value).collect();
     values.sort();

@@ -125,8 +125,21 @@ pub fn consume_then_wait_on(brokers: &str, topic: &str, n: usize, timeout: Durat
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
     let mut last = Instant::now();
+    let mut errors = 0usize;
     while (out.len() < n && Instant::now() < deadline) || (out.len() >= n && last.elapsed() < quiet) {
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+        let m = match c.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                // Shown with a failing test's output: why nothing came.
+                if errors < 10 {
+                    eprintln!("consuming {topic}: {e}");
+                }
+                errors += 1;
+                continue;
+            }
+            None => continue,
+        };
+        {
             last = Instant::now();
             let headers = m
                 .headers()
