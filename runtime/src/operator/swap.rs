@@ -90,6 +90,8 @@ pub enum SwapPhase {
     /// New instances are ready; waiting for a checkpoint barrier to be chosen.
     Waiting,
     /// Switching at checkpoint `barrier`: `switched` of `subtasks` have.
+    /// The subtasks that switched already run the new version: its failures
+    /// count from here, not from probation.
     Switching {
         /// The checkpoint barrier.
         barrier: u64,
@@ -97,6 +99,8 @@ pub enum SwapPhase {
         switched: usize,
         /// All subtasks.
         subtasks: usize,
+        /// Failed calls of the new version so far.
+        failures: u64,
     },
     /// Every subtask runs the new version, which is being watched.
     Probation {
@@ -221,7 +225,7 @@ impl StepSwitch {
     pub fn arm(&self, barrier: u64) {
         let mut s = self.lock();
         if s.phase == SwapPhase::Waiting {
-            s.phase = SwapPhase::Switching { barrier, switched: 0, subtasks: self.ready.len() };
+            s.phase = SwapPhase::Switching { barrier, switched: 0, subtasks: self.ready.len(), failures: 0 };
         }
     }
 
@@ -241,7 +245,7 @@ impl StepSwitch {
             s.probation_until = Some(Instant::now() + s.probation.duration);
             SwapPhase::Probation { barrier, failures: s.failures }
         } else {
-            SwapPhase::Switching { barrier, switched, subtasks: s.switched.len() }
+            SwapPhase::Switching { barrier, switched, subtasks: s.switched.len(), failures: s.failures }
         };
     }
 
@@ -275,22 +279,27 @@ impl StepSwitch {
     }
 
     /// The new version failed a call: whether that exhausts the error budget
-    /// (then the swap is rolled back).
+    /// (then the swap is rolled back). Counted from the first subtask's
+    /// switch on: while others have not switched yet, the ones that have
+    /// already run the new version on real records.
     fn new_version_failed(&self, failure: &UdfFailure, name: &str) -> bool {
         let mut s = self.lock();
-        let SwapPhase::Probation { barrier, .. } = s.phase else {
+        if !matches!(s.phase, SwapPhase::Switching { .. } | SwapPhase::Probation { .. }) {
             return matches!(s.phase, SwapPhase::RolledBack { .. });
-        };
+        }
         s.failures += 1;
-        if s.failures > s.probation.max_failures {
-            let reason = format!(
-                "{name} failed {} call(s) during probation (budget {}): {failure}",
-                s.failures, s.probation.max_failures
-            );
+        let failures = s.failures;
+        if failures > s.probation.max_failures {
+            let during = if matches!(s.phase, SwapPhase::Switching { .. }) { "while switching" } else { "during probation" };
+            let reason =
+                format!("{name} failed {failures} call(s) {during} (budget {}): {failure}", s.probation.max_failures);
             self.roll_back(&mut s, reason);
             return true;
         }
-        s.phase = SwapPhase::Probation { barrier, failures: s.failures };
+        match &mut s.phase {
+            SwapPhase::Switching { failures: f, .. } | SwapPhase::Probation { failures: f, .. } => *f = failures,
+            _ => {}
+        }
         false
     }
 }

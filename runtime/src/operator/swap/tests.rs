@@ -60,7 +60,7 @@ fn each_subtask_switches_after_the_barrier_and_not_before() {
     switch.barrier_passed(0, 6);
     assert_eq!(tag(&mut a), "@1", "an earlier barrier does not switch");
     switch.barrier_passed(0, 7);
-    assert_eq!(switch.phase(), SwapPhase::Switching { barrier: 7, switched: 1, subtasks: 2 });
+    assert_eq!(switch.phase(), SwapPhase::Switching { barrier: 7, switched: 1, subtasks: 2, failures: 0 });
     assert_eq!(tag(&mut a), "@2");
     assert_eq!(tag(&mut b), "@1", "subtask 1 has not seen the barrier");
     switch.barrier_passed(1, 7);
@@ -114,4 +114,38 @@ fn a_cancelled_swap_never_switches_and_a_second_swap_waits_for_the_first() {
     switch.barrier_passed(0, 4);
     assert_eq!(tag(&mut a), "@1");
     assert_eq!(switch.phase(), SwapPhase::RolledBack { reason: "the pipeline stopped".into() });
+}
+
+/// The bug: failures were counted only once every subtask had switched, so
+/// the new version's victims on the subtasks that switched first were
+/// dead-lettered without a rollback.
+#[test]
+fn a_failure_while_other_subtasks_have_not_switched_rolls_back() {
+    let switch = StepSwitch::new("step", 2);
+    let [mut a, mut b] = pair(&switch);
+    switch.begin("@2", vec![tagger("@2", true), tagger("@2", true)], Probation::default()).unwrap();
+    switch.arm(3);
+    switch.barrier_passed(0, 3);
+    assert_eq!(tag(&mut a), "@1", "the failing call is retried on the old version");
+    let SwapPhase::RolledBack { reason } = switch.phase() else { panic!("{:?}", switch.phase()) };
+    assert!(reason.contains("while switching"), "{reason}");
+    switch.barrier_passed(1, 3);
+    assert_eq!(tag(&mut b), "@1", "the subtask that had not switched never does");
+    assert_eq!(tag(&mut a), "@1");
+}
+
+#[test]
+fn failures_while_switching_count_against_the_same_budget_as_probation() {
+    let switch = StepSwitch::new("step", 2);
+    let [mut a, mut b] = pair(&switch);
+    let probation = Probation { duration: Duration::from_secs(1), max_failures: 1 };
+    switch.begin("@2", vec![tagger("@2", true), tagger("@2", true)], probation).unwrap();
+    switch.arm(3);
+    switch.barrier_passed(0, 3);
+    assert!(a.map(&one()).is_err(), "within the budget: the failure is the call's");
+    assert_eq!(switch.phase(), SwapPhase::Switching { barrier: 3, switched: 1, subtasks: 2, failures: 1 });
+    switch.barrier_passed(1, 3);
+    assert_eq!(switch.phase(), SwapPhase::Probation { barrier: 3, failures: 1 });
+    assert_eq!(tag(&mut b), "@1", "the second failure exhausts the budget");
+    assert!(matches!(switch.phase(), SwapPhase::RolledBack { .. }));
 }
