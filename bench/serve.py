@@ -76,7 +76,8 @@ try:
     base = max_gap(3)
     result = {}
     def swap():
-        result["swap"] = call("PUT", f"/v1/pipelines/{pid}/steps/0", token, json.dumps({"udf": "tag@2", "probation_ms": 0}).encode())
+        op = call("PUT", f"/v1/pipelines/{pid}/steps/0", token, json.dumps({"udf": "tag@2", "probation_ms": 0}).encode())
+        result["swap"] = server.until_done(token, op)
     t = threading.Thread(target=swap)
     s = time.perf_counter()
     t.start()

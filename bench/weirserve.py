@@ -1,7 +1,7 @@
 """A real `weir serve` for the benchmarks in this directory (bench/serve.py,
 bench/noisy-neighbour.py): started on a free port with a temporary data
 directory and the admin token `bench`, called with the standard library."""
-import glob, json, os, subprocess, tempfile, threading, urllib.error, urllib.request
+import glob, json, os, subprocess, tempfile, threading, time, urllib.error, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("WEIR_TARGET_DIR", os.path.expanduser("~/.cache/weir-target"))
@@ -33,6 +33,15 @@ class Server:
         with urllib.request.urlopen(req, timeout=120) as r:
             text = r.read()
             return json.loads(text) if text.strip() else None
+
+    def until_done(self, token, op):
+        """Polls operation `op` (a 202's answer: stop, savepoint, swap) until it is over; its result."""
+        while op["state"] == "running":
+            time.sleep(0.02)
+            op = self.call("GET", f"/v1/operations/{op['id']}", token)
+        if op["state"] != "done":
+            raise SystemExit(f"operation {op['id']} failed: {op['error']}")
+        return op["result"]
 
     def tenant(self, name, quotas=None):
         return self.call("POST", "/v1/tenants", ADMIN, json.dumps({"name": name, "quotas": quotas or {}}).encode())["token"]

@@ -18,6 +18,7 @@ Loaded by schemathesis through SCHEMATHESIS_HOOKS. They do three things:
 import json
 import os
 import random
+import time
 import urllib.error
 import urllib.request
 
@@ -83,6 +84,8 @@ def _known(method, path):
         known = {"id": DOOMED_PIPELINE}
     elif path == "/v1/pipelines/{id}/steps/{step}":
         known = {"id": PIPELINE, "step": "0"}
+    elif path == "/v1/operations/{op}":
+        known = {"op": _LAST_OP[0]}
     elif path.startswith("/v1/pipelines/{id}"):
         known = {"id": PIPELINE}
     else:
@@ -152,12 +155,33 @@ WANTS_RUNNING = ("/stop", "/savepoints", "/steps/{step}", "/records")
 _shuffle = random.Random(int(os.environ.get("WEIR_FUZZ_SEED") or 0) or None)
 
 
+# The newest operation the keeper started: the real one GET /v1/operations/{op} asks for.
+_LAST_OP = [None]
+
+
+def _get(path):
+    req = urllib.request.Request(f"{URL}{path}", method="GET")
+    req.add_header("Authorization", f"Bearer {TOKEN}")
+    with urllib.request.urlopen(req, timeout=180) as resp:
+        return json.loads(resp.read() or b"null")
+
+
 def _keeper(method, suffix=""):
     req = urllib.request.Request(f"{URL}/v1/pipelines/{PIPELINE}{suffix}", method=method)
     req.add_header("Authorization", f"Bearer {TOKEN}")
     try:
         with urllib.request.urlopen(req, timeout=180) as resp:
-            return json.loads(resp.read() or b"null")
+            reply = json.loads(resp.read() or b"null")
+            if resp.status != 202:
+                return reply
+        # A stop is an operation: wait until it is over, so the pipeline
+        # is stopped when the case runs.
+        _LAST_OP[0] = reply["id"]
+        deadline = time.monotonic() + 180
+        while reply.get("state") == "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            reply = _get(f"/v1/operations/{reply['id']}")
+        return reply.get("result")
     except urllib.error.HTTPError:
         return None  # what the fuzzer did meanwhile (a 409, a quota): its own checks judge it
 

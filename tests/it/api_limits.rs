@@ -580,7 +580,7 @@ fn concurrent_resumes_start_the_pipeline_once() {
     server.upload(&token, "tag@1", &tag_one());
     let id = server.pipeline(&token, &TAGGED.replace("tagged", "twice"));
     for round in 0..3 {
-        let (status, reply) = server.call("POST", &format!("/v1/pipelines/{id}/stop"), &token, "", b"");
+        let (status, reply) = server.call_until_done("POST", &format!("/v1/pipelines/{id}/stop"), &token, "", b"");
         assert_eq!(status, 200, "round {round}: stop: {reply}");
         let replies: Vec<(u16, Value)> = std::thread::scope(|scope| {
             let resumes: Vec<_> = (0..8)
@@ -677,6 +677,9 @@ fn every_route_answers_only_to_who_may_see_it() {
     server.upload(&b, "bee-secret@1", &tag_one());
     let pb = server.pipeline(&b, &TAGGED.replace("tag@1", "bee-secret@1").replace("tagged", "bee-pipeline"));
     let manifest = TAGGED.replace("tag@1", "bee-secret@1");
+    let (status, op) = server.call("POST", &format!("/v1/pipelines/{pb}/savepoints"), &b, "", b"");
+    assert_eq!(status, 202, "{op}");
+    let bop = format!("/v1/operations/{}", op["id"].as_str().unwrap());
     // Per route: a request, and the status each caller gets.
     let p = |suffix: &str| format!("/v1/pipelines/{pb}{suffix}");
     let table = [
@@ -702,6 +705,8 @@ fn every_route_answers_only_to_who_may_see_it() {
         case("PUT", "/v1/pipelines/{id}/steps/{step}", &p("/steps/0"), br#"{"udf":"bee-secret@1"}"#, [401, 404, 403]),
         case("POST", "/v1/pipelines/{id}/records", &p("/records"), b"{\"id\":1}", [401, 404, 403]),
         case("GET", "/v1/pipelines/{id}/output", &p("/output"), b"", [401, 404, 403]),
+        case("GET", "/v1/operations", "/v1/operations", b"", [401, 200, 403]),
+        case("GET", "/v1/operations/{op}", &bop, b"", [401, 404, 403]),
         case("DELETE", "/v1/pipelines/{id}", &p(""), b"", [401, 404, 403]),
     ];
     // The table covers every route of the router, and nothing else.

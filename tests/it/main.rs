@@ -12,6 +12,7 @@ mod input_errors;
 mod kafka;
 mod languages;
 mod manifest_errors;
+mod operations;
 mod seed_examples;
 mod serve;
 mod sources_and_sinks;

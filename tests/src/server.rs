@@ -178,6 +178,44 @@ impl Server {
         (status, json)
     }
 
+    /// [`Server::call`] for a stop, savepoint or swap, then [`Server::until_done`].
+    pub fn call_until_done(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, Value) {
+        self.until_done(token, self.call(method, path, token, content_type, body))
+    }
+
+    /// A `202` names a running operation: polls it until it is over and
+    /// returns `(200, result)` or the failure's status with `{"error":
+    /// ...}`, as the synchronous call used to. Other answers pass unchanged.
+    pub fn until_done(&self, token: &str, (status, op): (u16, Value)) -> (u16, Value) {
+        if status != 202 {
+            return (status, op);
+        }
+        assert_eq!(op["state"], "running", "a 202 answers with the running operation: {op}");
+        let id = op["id"].as_str().unwrap_or_else(|| panic!("202 without an operation: {op}"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        loop {
+            let op = self.get(&format!("/v1/operations/{id}"), token);
+            match op["state"].as_str() {
+                Some("done") => return (200, op["result"].clone()),
+                Some("failed") => {
+                    let e = &op["error"];
+                    let status = e["status"].as_u64().expect("an error status") as u16;
+                    return (status, serde_json::json!({ "error": { "code": e["code"], "message": e["message"] } }));
+                }
+                Some("running") => assert!(std::time::Instant::now() < deadline, "still running: {op}"),
+                _ => panic!("an operation in no known state: {op}"),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// `GET` expecting 200.
     pub fn get(&self, path: &str, token: &str) -> Value {
         let (status, body) = self.call("GET", path, token, "", b"");

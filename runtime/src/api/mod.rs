@@ -18,7 +18,7 @@ pub mod server;
 
 pub use limits::HttpLimits;
 
-use crate::control::{Caller, ControlError, ErrorKind, Platform, SwapRequest};
+use crate::control::{Caller, ControlError, ErrorKind, OperationView, Platform, SwapRequest};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -51,17 +51,7 @@ impl From<ControlError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = match self.0.kind {
-            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
-            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-            ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            ErrorKind::Conflict => StatusCode::CONFLICT,
-            ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorKind::Quota | ErrorKind::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let status = StatusCode::from_u16(self.0.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = error_response(status, self.0.code, self.0.message);
         if let ErrorKind::RateLimited { retry_after_s } = self.0.kind {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
@@ -134,6 +124,13 @@ fn created(value: impl serde::Serialize) -> ApiResult {
     Ok((StatusCode::CREATED, Json(value)).into_response())
 }
 
+/// `202 Accepted` with the operation that goes on, and where to poll it.
+fn accepted(op: OperationView) -> ApiResult {
+    let location = HeaderValue::from_str(&format!("/v1/operations/{}", op.id))
+        .map_err(|_| ApiError(ControlError::internal("an operation id that is not a header value")))?;
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(op)).into_response())
+}
+
 /// The caller, as [`auth::authenticate`] stored it.
 type Who = Extension<Caller>;
 
@@ -156,6 +153,8 @@ pub fn router(platform: Arc<Platform>, limits: &HttpLimits) -> Router {
         .route("/v1/pipelines/{id}/steps/{step}", put(swap))
         .route("/v1/pipelines/{id}/records", post(ingest).layer(DefaultBodyLimit::max(MAX_RECORDS)))
         .route("/v1/pipelines/{id}/output", get(output))
+        .route("/v1/operations", get(list_operations))
+        .route("/v1/operations/{op}", get(get_operation))
         .route_layer(gate.clone());
     let admin = Router::new()
         .route("/v1/tenants", post(create_tenant).get(list_tenants))
@@ -309,7 +308,7 @@ async fn get_pipeline(State(p): State<Shared>, Path(id): Path<String>, Extension
 }
 
 async fn stop_pipeline(State(p): State<Shared>, Path(id): Path<String>, Extension(c): Who) -> ApiResult {
-    ok(call(&p, c, move |p, c| p.stop_pipeline(c, &id)).await?)
+    accepted(call(&p, c, move |p, c| p.stop_pipeline(c, &id)).await?)
 }
 
 async fn resume_pipeline(State(p): State<Shared>, Path(id): Path<String>, Extension(c): Who) -> ApiResult {
@@ -322,8 +321,7 @@ async fn delete_pipeline(State(p): State<Shared>, Path(id): Path<String>, Extens
 }
 
 async fn savepoint(State(p): State<Shared>, Path(id): Path<String>, Extension(c): Who) -> ApiResult {
-    let dir = call(&p, c, move |p, c| p.savepoint(c, &id)).await?;
-    created(json!({ "savepoint": dir }))
+    accepted(call(&p, c, move |p, c| p.savepoint(c, &id)).await?)
 }
 
 async fn swap(
@@ -333,7 +331,15 @@ async fn swap(
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let req: SwapRequest = json_body(&body(b, MAX_DOCUMENT)?)?;
-    ok(call(&p, c, move |p, c| p.swap(c, &id, &step, &req)).await?)
+    accepted(call(&p, c, move |p, c| p.swap(c, &id, &step, &req)).await?)
+}
+
+async fn list_operations(State(p): State<Shared>, Extension(c): Who) -> ApiResult {
+    ok(json!({ "operations": call(&p, c, |p, c| p.operations(c)).await? }))
+}
+
+async fn get_operation(State(p): State<Shared>, Path(op): Path<String>, Extension(c): Who) -> ApiResult {
+    ok(call(&p, c, move |p, c| p.operation(c, &op)).await?)
 }
 
 /// The header naming a post, so that its retry is appended once.
@@ -404,6 +410,8 @@ pub fn routes() -> Vec<(&'static str, &'static str)> {
         ("put", "/v1/pipelines/{id}/steps/{step}"),
         ("post", "/v1/pipelines/{id}/records"),
         ("get", "/v1/pipelines/{id}/output"),
+        ("get", "/v1/operations"),
+        ("get", "/v1/operations/{op}"),
     ]
 }
 

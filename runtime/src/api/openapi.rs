@@ -76,6 +76,10 @@ fn path_parameter(path: &str, name: &str) -> Value {
             json!({ "type": "string", "example": "p-0123456789ab" }),
         ),
         "step" => ("A function step: its index in `steps` or its name", json!({ "type": "string", "example": "0" })),
+        "op" => (
+            "An operation id, as the `202` that started it returned it",
+            json!({ "type": "string", "example": "op-0123456789abcdef01234567" }),
+        ),
         other => unreachable!("no schema for the path parameter `{other}`"),
     };
     json!({ "name": name, "in": "path", "required": true, "description": description, "schema": schema })
@@ -154,7 +158,7 @@ fn schemas() -> Value {
         "swaps",
         "resumed_from"
     ]);
-    json!({
+    let mut schemas = json!({
         "Error": { "type": "object", "required": ["error"], "properties": { "error": {
             "type": "object", "required": ["code", "message"],
             "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
@@ -225,6 +229,39 @@ fn schemas() -> Value {
                 "items": { "oneOf": [{ "type": "string" }, { "type": "object", "required": ["base64"],
                     "properties": { "base64": { "type": "string" } } }] } },
             "next": { "type": "string", "description": "The cursor after the last line: pass it as `after` for the lines that follow" } } }
+    });
+    if let (Some(all), Value::Object(more)) = (schemas.as_object_mut(), operation_schemas()) {
+        all.extend(more);
+    }
+    schemas
+}
+
+/// The schemas of operations (stop, savepoint, swap).
+fn operation_schemas() -> Value {
+    let int = json!({ "type": "integer" });
+    let opt_int = json!({ "type": ["integer", "null"] });
+    let opt_str = json!({ "type": ["string", "null"] });
+    json!({
+        "Stopped": { "type": "object", "required": ["pipeline", "status", "error", "savepoint"], "properties": {
+            "pipeline": { "type": "string" }, "status": { "type": "string" }, "error": opt_str,
+            "savepoint": { "type": ["string", "null"], "description": "The savepoint it stopped at (or its newest checkpoint)" } } },
+        "Operation": { "type": "object",
+            "description": "A stop, savepoint or swap: `running` until it is over, then `done` with `result` (for a stop a `Stopped`, \
+                for a savepoint a `Savepoint`, for a swap a `SwapResult`) or `failed` with `error` (`status` is what a synchronous \
+                call would have answered). The server keeps the newest 100 finished operations per tenant, in memory.",
+            "required": ["id", "kind", "pipeline", "state", "started_ms", "finished_ms", "result", "error"],
+            "properties": {
+                "id": { "type": "string" },
+                "kind": { "type": "string", "enum": ["stop", "savepoint", "swap"] },
+                "pipeline": { "type": "string" },
+                "state": { "type": "string", "enum": ["running", "done", "failed"] },
+                "started_ms": int, "finished_ms": opt_int,
+                "result": { "anyOf": [{ "type": "null" }, { "$ref": "#/components/schemas/Stopped" },
+                    { "$ref": "#/components/schemas/Savepoint" }, { "$ref": "#/components/schemas/SwapResult" }] },
+                "error": { "oneOf": [{ "type": "null" }, { "type": "object", "required": ["status", "code", "message"],
+                    "properties": { "status": int, "code": { "type": "string" }, "message": { "type": "string" } } }] } } },
+        "Operations": { "type": "object", "required": ["operations"], "properties": {
+            "operations": { "type": "array", "items": { "$ref": "#/components/schemas/Operation" } } } }
     })
 }
 
@@ -294,14 +331,21 @@ pub fn document() -> Value {
                 "get": op("Status, per-step counters, watermark, checkpoints, swaps", None, ("200", "The pipeline", pipeline()), MINE),
                 "delete": op("Stop without a savepoint and delete with state and output", None, ("204", "Deleted", None), MINE)
             },
-            "/v1/pipelines/{id}/stop": { "post": op("Stop at a savepoint", None, ("200", "The stopped pipeline", pipeline()),
+            "/v1/pipelines/{id}/stop": { "post": op("Stop at a savepoint: answered at once, the stop goes on as an operation",
+                None, ("202", "The operation (`Location`: where to poll it)", Some(json_of("Operation"))),
                 &["401", "403", "404", "409"]) },
             "/v1/pipelines/{id}/resume": { "post": op("Start again from the newest checkpoint or savepoint", None,
                 ("200", "The pipeline", pipeline()), &["400", "401", "403", "404", "409"]) },
-            "/v1/pipelines/{id}/savepoints": { "post": op("Take a savepoint", None,
-                ("201", "The savepoint's name", Some(json_of("Savepoint"))), &["401", "403", "404", "409"]) },
-            "/v1/pipelines/{id}/steps/{step}": { "put": op("Swap a step's function version at a checkpoint barrier (rolled back if it fails init or its error budget)",
-                Some(json_of("Swap")), ("200", "What happened", Some(json_of("SwapResult"))), &["401", "403", "404", "409"]) },
+            "/v1/pipelines/{id}/savepoints": { "post": op("Take a savepoint: answered at once, the savepoint is an operation",
+                None, ("202", "The operation (`Location`: where to poll it)", Some(json_of("Operation"))),
+                &["401", "403", "404", "409"]) },
+            "/v1/pipelines/{id}/steps/{step}": { "put": op("Swap a step's function version at a checkpoint barrier (rolled back if it fails init or its error budget): answered at once, the swap is an operation",
+                Some(json_of("Swap")), ("202", "The operation (`Location`: where to poll it)", Some(json_of("Operation"))),
+                &["400", "401", "403", "404", "409"]) },
+            "/v1/operations": { "get": op("The tenant's operations (stops, savepoints, swaps), newest first", None,
+                ("200", "Operations", Some(json_of("Operations"))), &["401", "403"]) },
+            "/v1/operations/{op}": { "get": op("Where an operation stands, and once it is over what it did", None,
+                ("200", "The operation", Some(json_of("Operation"))), MINE) },
             "/v1/pipelines/{id}/records": { "post": op("Append records, one per line, to the pipeline's http source (durable when acknowledged)",
                 Some(text_of(&["text/plain", "application/x-ndjson"], "Records, one per line")),
                 ("200", "How many were accepted (`Idempotent-Replayed: true` when the post was a retry and nothing was appended again)",

@@ -59,6 +59,37 @@ impl Client {
         self.finish(r)
     }
 
+    /// Follows an operation a `202` started until it is over: its result
+    /// as if the call had answered it (`200`), or its error with the status
+    /// a synchronous call would have had. Other replies pass unchanged.
+    fn until_done(&self, reply: Reply) -> Reply {
+        let (status, op) = reply?;
+        if status != 202 {
+            return Ok((status, op));
+        }
+        let Some(id) = op["id"].as_str() else { return Err(format!("a 202 without an operation id: {op}")) };
+        let mut wait = Duration::from_millis(50);
+        loop {
+            let (status, op) = self.send("GET", &format!("/v1/operations/{id}"), "", Vec::new())?;
+            if status != 200 {
+                return Ok((status, op));
+            }
+            match op["state"].as_str() {
+                Some("done") => return Ok((200, op["result"].clone())),
+                Some("failed") => {
+                    let e = &op["error"];
+                    return Ok((
+                        e["status"].as_u64().and_then(|s| u16::try_from(s).ok()).unwrap_or(500),
+                        json!({ "error": { "code": e["code"], "message": e["message"] } }),
+                    ));
+                }
+                _ => {}
+            }
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(Duration::from_secs(1));
+        }
+    }
+
     /// Posts records under `key`, retrying (up to `attempts` in all) when
     /// the post may not have been taken: no answer, 429, 503 or another 5xx,
     /// waiting the server's `Retry-After` (else 1, 2, 4 ... s). The key makes
@@ -329,23 +360,29 @@ pub(super) fn pipeline(c: &Client, action: PipelineAction) -> ExitCode {
         Get(id) => c.show(c.send("GET", &format!("/v1/pipelines/{id}"), "", Vec::new()), pipeline_detail),
         Stop(id) => {
             let reply = with_progress("weir: stopping at a savepoint", || {
-                c.send("POST", &format!("/v1/pipelines/{id}/stop"), "", Vec::new())
+                c.until_done(c.send("POST", &format!("/v1/pipelines/{id}/stop"), "", Vec::new()))
             });
-            c.show(reply, pipeline_detail)
+            c.show(reply, |b| {
+                let at = b["savepoint"].as_str().map_or(String::new(), |sp| format!(" at {sp}"));
+                println!("pipeline {}: {}{at}", s(&b["pipeline"]), s(&b["status"]));
+            })
         }
         Resume(id) => c.show(c.send("POST", &format!("/v1/pipelines/{id}/resume"), "", Vec::new()), pipeline_detail),
         Delete(id) => {
             c.show(c.send("DELETE", &format!("/v1/pipelines/{id}"), "", Vec::new()), |_| println!("deleted {id}"))
         }
-        Savepoint(id) => c.show(c.send("POST", &format!("/v1/pipelines/{id}/savepoints"), "", Vec::new()), |b| {
-            println!("savepoint {}", s(&b["savepoint"]))
-        }),
+        Savepoint(id) => {
+            let reply = with_progress("weir: taking a savepoint", || {
+                c.until_done(c.send("POST", &format!("/v1/pipelines/{id}/savepoints"), "", Vec::new()))
+            });
+            c.show(reply, |b| println!("savepoint {}", s(&b["savepoint"])))
+        }
         Swap { id, step, udf, probation_ms, max_failures } => {
             let body = json!({ "udf": udf, "probation_ms": probation_ms, "max_failures": max_failures })
                 .to_string()
                 .into_bytes();
             let reply = with_progress("weir: swapping at the next checkpoint barrier", || {
-                c.send("PUT", &format!("/v1/pipelines/{id}/steps/{step}"), "application/json", body)
+                c.until_done(c.send("PUT", &format!("/v1/pipelines/{id}/steps/{step}"), "application/json", body))
             });
             let rolled_back = matches!(&reply, Ok((200, b)) if b["outcome"] == "rolled_back");
             let code = c.show(reply, swap_line);

@@ -5,10 +5,12 @@
 
 pub mod db;
 mod ingest_rate;
+mod operations;
 mod pipelines;
 mod redact;
 mod registry;
 
+pub use operations::{OperationKind, OperationState, OperationView};
 pub use pipelines::{PipelineView, StepView, SwapRequest, SwapView};
 pub use registry::Upload;
 
@@ -50,6 +52,23 @@ pub enum ErrorKind {
     Unprocessable,
     /// The server failed (500).
     Internal,
+}
+
+impl ErrorKind {
+    /// The HTTP status of this kind.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorKind::BadRequest => 400,
+            ErrorKind::Unauthorized => 401,
+            ErrorKind::Forbidden => 403,
+            ErrorKind::NotFound => 404,
+            ErrorKind::Conflict => 409,
+            ErrorKind::TooLarge => 413,
+            ErrorKind::Quota | ErrorKind::RateLimited { .. } => 429,
+            ErrorKind::Unprocessable => 422,
+            ErrorKind::Internal => 500,
+        }
+    }
 }
 
 /// A failed request: its kind, a stable code and a message for people.
@@ -193,6 +212,8 @@ pub struct Platform {
     ingest_rates: std::sync::Mutex<ingest_rate::IngestRates>,
     /// Held while an upload claims its version and stores its file.
     uploads: std::sync::Mutex<()>,
+    /// Stops, savepoints and swaps, running and recent.
+    operations: std::sync::Arc<std::sync::Mutex<operations::Operations>>,
 }
 
 /// Locks `m`, whether or not a holder panicked (every value kept under
@@ -299,8 +320,15 @@ impl Platform {
         }
         let db = std::sync::Arc::new(Db::open(&dir.join("meta.db"))?);
         let pipelines = Pipelines::new(dir.join("pipelines"), config.bounds);
-        let platform =
-            Platform { db, config, host, pipelines, ingest_rates: Default::default(), uploads: Default::default() };
+        let platform = Platform {
+            db,
+            config,
+            host,
+            pipelines,
+            ingest_rates: Default::default(),
+            uploads: Default::default(),
+            operations: Default::default(),
+        };
         platform.pipelines.resume_all(&platform)?;
         Ok(platform)
     }

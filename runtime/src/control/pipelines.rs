@@ -5,6 +5,7 @@
 
 use super::db::{Db, PipelineRow};
 mod ingest;
+mod long_running;
 mod manifest;
 mod output;
 mod state_quota;
@@ -16,9 +17,7 @@ use crate::connector::now_ms;
 use crate::exec::Controls;
 use crate::job::{Job, JobError, SwapTarget};
 use crate::manifest::Bounds;
-use crate::operator::swap::{Probation, SwapPhase};
 use crate::operator::StepMetrics;
-use crate::types::UdfRef;
 use manifest::{apply_quotas, serve_manifest};
 use serde::{Deserialize, Serialize};
 use state_quota::StateQuota;
@@ -27,7 +26,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a swap may take to reach its barrier and finish probation.
 const SWAP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -167,8 +166,6 @@ struct Running {
     swaps: Mutex<Vec<SwapView>>,
     resumed_from: Option<String>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    /// Serialises swaps of this pipeline.
-    swapping: Mutex<()>,
 }
 
 impl Running {
@@ -264,7 +261,6 @@ impl Pipelines {
             swaps: Mutex::new(Vec::new()),
             resumed_from: job.resumed_from().map(|d| checkpoint_name(&d.display().to_string())),
             thread: Mutex::new(None),
-            swapping: Mutex::new(()),
         });
         p.db.set_pipeline_state(&row.id, "running", "running", None)?;
         let (id, db, r) = (row.id.clone(), p.db.clone(), running.clone());
@@ -559,40 +555,6 @@ impl Platform {
         Ok(v)
     }
 
-    /// Stops a pipeline at a savepoint (waits until it has stopped).
-    pub fn stop_pipeline(&self, caller: &Caller, id: &str) -> Result<PipelineView, ControlError> {
-        let t = tenant(caller)?;
-        self.pipelines.row(&self.db, t, id)?;
-        let serial = self.pipelines.lifecycle(id);
-        let _one_at_a_time = lock(&serial);
-        let row = self.pipelines.row(&self.db, t, id)?;
-        let r = self
-            .pipelines
-            .active(id)
-            .ok_or_else(|| ControlError::conflict(format!("pipeline {id} is not running ({})", row.status)))?;
-        *lock(&r.status) = ("stopping".into(), None);
-        r.controls.stop.store(true, Ordering::SeqCst);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        let thread = lock(&r.thread).take();
-        if let Some(t) = thread {
-            while !t.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if t.is_finished() {
-                let _ = t.join();
-            } else {
-                *lock(&r.thread) = Some(t);
-                return Err(ControlError::internal(format!(
-                    "pipeline {id} did not stop within {} s",
-                    STOP_TIMEOUT.as_secs()
-                )));
-            }
-        }
-        let (status, error) = r.status();
-        self.db.set_pipeline_state(id, "stopped", &status, error.as_deref())?;
-        self.pipeline(caller, id)
-    }
-
     /// Starts a stopped (or failed) pipeline again from its newest checkpoint or savepoint.
     pub fn resume_pipeline(&self, caller: &Caller, id: &str) -> Result<PipelineView, ControlError> {
         let t = tenant(caller)?;
@@ -628,124 +590,5 @@ impl Platform {
         std::fs::remove_dir_all(&dir)
             .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
             .map_err(|e| ControlError::internal(format!("cannot remove {}: {e}", dir.display())))
-    }
-
-    /// Takes a savepoint of a running pipeline; returns its directory.
-    pub fn savepoint(&self, caller: &Caller, id: &str) -> Result<String, ControlError> {
-        let t = tenant(caller)?;
-        self.pipelines.row(&self.db, t, id)?;
-        let r =
-            self.pipelines.active(id).ok_or_else(|| ControlError::conflict(format!("pipeline {id} is not running")))?;
-        let before = r.controls.progress();
-        r.controls.savepoint.store(true, Ordering::SeqCst);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            let now = r.controls.progress();
-            if let Some(sp) = now.savepoints.get(before.savepoints.len()) {
-                return Ok(checkpoint_name(&sp.display().to_string()));
-            }
-            if now.failed > before.failed {
-                return Err(ControlError::internal("the savepoint failed (see the server's log)"));
-            }
-            if !r.is_active() {
-                return Err(ControlError::conflict(format!("pipeline {id} stopped before the savepoint")));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Err(ControlError::internal(format!("no savepoint within {} s", STOP_TIMEOUT.as_secs())))
-    }
-
-    /// Replaces a step's function at a checkpoint barrier; see [`crate::operator::swap`].
-    pub fn swap(&self, caller: &Caller, id: &str, step: &str, req: &SwapRequest) -> Result<SwapView, ControlError> {
-        let started = Instant::now();
-        let t = tenant(caller)?;
-        self.pipelines.row(&self.db, t, id)?;
-        let r = self.pipelines.active(id).ok_or_else(|| {
-            ControlError::conflict(format!("pipeline {id} is not running; a swap needs a running pipeline"))
-        })?;
-        let target = r
-            .targets
-            .iter()
-            .find(|x| x.index.to_string() == step || x.name.as_deref() == Some(step))
-            .cloned()
-            .ok_or_else(|| {
-                ControlError::not_found(format!("pipeline {id} has no function step `{step}` (give its index or name)"))
-            })?;
-        let udf = UdfRef::parse(&req.udf).map_err(|e| ControlError::bad_request("invalid_udf", e))?;
-        let probation = Probation {
-            duration: Duration::from_millis(req.probation_ms.unwrap_or(2000).min(600_000)),
-            max_failures: req.max_failures.unwrap_or(0),
-        };
-        let _one_at_a_time = lock(&r.swapping);
-        let from = lock(&r.current).get(&target.index).cloned().unwrap_or_default();
-        if from == udf.to_string() {
-            return Err(ControlError::conflict(format!("step {} runs {udf} already", target.index)));
-        }
-        use crate::job::UdfCatalog;
-        let bytes = self.catalog(&t.id).fetch(&udf).map_err(|e| ControlError::bad_request("unknown_udf", e))?;
-        let component =
-            self.host.load(&udf, &bytes).map_err(|e| ControlError::bad_request("invalid_component", e.to_string()))?;
-        component.check_kind(target.function).map_err(|e| ControlError::bad_request("wrong_world", e.to_string()))?;
-        let mut view = SwapView {
-            step: target.index,
-            from: from.clone(),
-            to: udf.to_string(),
-            outcome: "rolled_back".into(),
-            barrier: None,
-            reason: None,
-            took_ms: 0,
-            at_ms: 0,
-        };
-        let finish = |mut v: SwapView| {
-            v.took_ms = started.elapsed().as_millis() as u64;
-            v.at_ms = now_ms();
-            lock(&r.swaps).push(v.clone());
-            v
-        };
-        let invokers = match target.start(&self.host, &component) {
-            Ok(i) => i,
-            Err(e) => {
-                view.reason = Some(format!("the new version failed to start: {e}; the old version runs on"));
-                return Ok(finish(view));
-            }
-        };
-        target.switch.begin(&udf.to_string(), invokers, probation).map_err(ControlError::conflict)?;
-        r.controls.swap_at_next_barrier(target.switch.clone());
-        let deadline = started + SWAP_TIMEOUT;
-        loop {
-            match target.switch.settle(Instant::now()) {
-                SwapPhase::RolledBack { reason } => {
-                    view.reason = Some(reason);
-                    break;
-                }
-                SwapPhase::Swapped { barrier } if r.controls.progress().latest_id >= barrier => {
-                    view.outcome = "swapped".into();
-                    view.barrier = Some(barrier);
-                    lock(&r.current).insert(target.index, udf.to_string());
-                    self.record_step(id, target.index, &udf.to_string())?;
-                    break;
-                }
-                _ => {}
-            }
-            if !r.is_active() {
-                target.switch.cancel("the pipeline stopped during the swap");
-            } else if Instant::now() > deadline {
-                target.switch.cancel(&format!("not complete within {} s", SWAP_TIMEOUT.as_secs()));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Ok(finish(view))
-    }
-
-    fn record_step(&self, id: &str, index: usize, udf: &str) -> Result<(), ControlError> {
-        let row = self
-            .db
-            .pipelines(None)?
-            .into_iter()
-            .find(|r| r.id == id)
-            .ok_or_else(|| ControlError::not_found(id.to_string()))?;
-        let mut steps: BTreeMap<usize, String> = serde_json::from_str(&row.steps).unwrap_or_default();
-        steps.insert(index, udf.to_string());
-        self.db.set_pipeline_steps(id, &serde_json::to_string(&steps).expect("a map serializes"))
     }
 }

@@ -290,7 +290,8 @@ impl StepSwitch {
         s.failures += 1;
         let failures = s.failures;
         if failures > s.probation.max_failures {
-            let during = if matches!(s.phase, SwapPhase::Switching { .. }) { "while switching" } else { "during probation" };
+            let during =
+                if matches!(s.phase, SwapPhase::Switching { .. }) { "while switching" } else { "during probation" };
             let reason =
                 format!("{name} failed {failures} call(s) {during} (budget {}): {failure}", s.probation.max_failures);
             self.roll_back(&mut s, reason);
