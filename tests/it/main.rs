@@ -5,6 +5,7 @@ mod api_limits;
 mod bench_queries;
 mod broker_restart;
 mod containment;
+mod disk;
 mod durability;
 mod escapes;
 mod evil_guests;

@@ -8,6 +8,7 @@ mod ingest;
 mod long_running;
 mod manifest;
 mod output;
+mod retention;
 mod state_quota;
 
 use super::redact::{checkpoint_name, redact};
@@ -22,7 +23,7 @@ use manifest::{apply_quotas, serve_manifest};
 use serde::{Deserialize, Serialize};
 use state_quota::StateQuota;
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -271,7 +272,7 @@ impl Pipelines {
         };
         let thread = std::thread::Builder::new()
             .name(format!("weir-pipeline-{}", row.id))
-            .spawn(move || watch(&id, job, &r, &db, &quota))
+            .spawn(move || watch(&id, &dir, job, &r, &db, &quota))
             .map_err(|e| ControlError::internal(format!("cannot start a thread: {e}")))?;
         *lock(&running.thread) = Some(thread);
         lock(&self.running).insert(row.id.clone(), running);
@@ -419,7 +420,38 @@ impl Pipelines {
 
 /// Runs `job` on this thread, recording checkpoints and the end state; after
 /// each checkpoint, checks the tenant's state quota (see [`state_quota`]).
-fn watch(id: &str, job: Job, r: &Arc<Running>, db: &Arc<Db>, quota: &dyn Fn(&Db) -> StateQuota) {
+/// How far a pipeline's ingest journal has been given back (see [`retention`]).
+#[derive(Default)]
+struct Released {
+    upto: u64,
+    warned: bool,
+}
+
+impl Released {
+    /// After a completed checkpoint: frees the journal behind the oldest retained one.
+    fn after_checkpoint(&mut self, id: &str, dir: &Path) {
+        let path = dir.join(manifest::JOURNAL);
+        if !path.exists() {
+            return; // not an http source
+        }
+        let Some(floor) = retention::journal_floor(&dir.join(manifest::CHECKPOINTS)) else { return };
+        if floor <= self.upto {
+            return;
+        }
+        match retention::release_before(&path, floor) {
+            Ok(upto) => self.upto = self.upto.max(upto),
+            Err(e) if !self.warned => {
+                self.warned = true;
+                tracing::warn!(
+                    "pipeline {id}: cannot give back the ingest journal's replayed bytes (it is kept whole): {e}"
+                );
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+fn watch(id: &str, dir: &Path, job: Job, r: &Arc<Running>, db: &Arc<Db>, quota: &dyn Fn(&Db) -> StateQuota) {
     let runner = std::thread::Builder::new().name(format!("weir-job-{id}")).spawn(move || job.run());
     let handle = match runner {
         Ok(h) => h,
@@ -430,6 +462,7 @@ fn watch(id: &str, job: Job, r: &Arc<Running>, db: &Arc<Db>, quota: &dyn Fn(&Db)
     };
     let mut recorded = 0u64;
     let mut over_quota: Option<String> = None;
+    let mut journal = Released::default();
     let mut sync = || {
         let p = r.controls.progress();
         if p.latest_id > recorded {
@@ -442,6 +475,7 @@ fn watch(id: &str, job: Job, r: &Arc<Running>, db: &Arc<Db>, quota: &dyn Fn(&Db)
                 let _ =
                     db.insert_checkpoint(id, p.latest_id, kind, &path.display().to_string(), p.last_ms, p.last_at_ms);
                 recorded = p.latest_id;
+                journal.after_checkpoint(id, dir);
                 if over_quota.is_none() {
                     over_quota = quota(db).exceeded();
                     if over_quota.is_some() {

@@ -18,6 +18,11 @@ use std::time::Duration;
 /// pipeline's own ingest journal, `bids` generates its records.
 pub const SERVE_SOURCES: [&str; 2] = ["http", "bids"];
 
+/// The ingest journal of an `http` source, in the pipeline's directory.
+pub(super) const JOURNAL: &str = "ingest.log";
+/// The pipeline's checkpoints and savepoints, in its directory.
+pub(super) const CHECKPOINTS: &str = "checkpoints";
+
 /// Admits `source` only when it names exactly one allowed kind.
 fn check_source(source: Option<&Value>) -> Result<(), String> {
     let allowed = SERVE_SOURCES.join(", ");
@@ -73,7 +78,7 @@ pub(super) fn serve_manifest(text: &str, dir: &Path, steps: &str, bounds: &Bound
     dl_file.insert("path".into(), dir.join("dead-letters.jsonl").display().to_string().into());
     dl.insert("file".into(), Value::Mapping(dl_file));
     map.insert("dead_letter".into(), Value::Mapping(dl));
-    for (key, sub) in [("checkpoint", "checkpoints"), ("state", "state")] {
+    for (key, sub) in [("checkpoint", CHECKPOINTS), ("state", "state")] {
         let mut m = match map.remove(key) {
             None => Mapping::new(),
             Some(Value::Mapping(m)) => m,
@@ -109,7 +114,7 @@ pub(super) fn serve_manifest(text: &str, dir: &Path, steps: &str, bounds: &Bound
         ));
     }
     if let SourceKind::Http { journal } = &mut m.source.kind {
-        *journal = Some(dir.join("ingest.log"));
+        *journal = Some(dir.join(JOURNAL));
     }
     let overrides: BTreeMap<usize, String> = serde_json::from_str(steps).unwrap_or_default();
     for (index, udf) in overrides {

@@ -1,0 +1,113 @@
+//! What a hosted pipeline keeps on disk, and what it lets go (issue 18,
+//! item 8: the ingest journal was never compacted, so a pipeline fed over
+//! HTTP grew its directory by every byte ever posted).
+//!
+//! **The ingest journal** is read by byte offset, and checkpoints store
+//! those offsets, so its bytes cannot move. What no retained checkpoint or
+//! savepoint can replay any more — the bytes before the smallest journal
+//! offset any of them holds — is given back to the filesystem by punching a
+//! hole (`fallocate(PUNCH_HOLE | KEEP_SIZE)`): the file keeps its length
+//! and every offset, its blocks before the floor are freed, and reading
+//! them would give zeros (nothing does: a restore starts at a retained
+//! checkpoint's offset, at or after the floor). Done by the pipeline's
+//! watcher after each completed checkpoint; the floor only moves forward.
+//!
+//! A filesystem that cannot punch holes keeps the journal whole (one
+//! warning in the log).
+
+use crate::checkpoint::{Metadata, SourcePosition};
+use std::io;
+use std::path::Path;
+
+/// Holes are punched in whole blocks of this size.
+const BLOCK: u64 = 4096;
+
+/// The smallest journal offset held by any complete checkpoint or savepoint
+/// under `checkpoints`: nothing before it can be replayed. `None` when there
+/// is none, or one cannot be read (then nothing is given back this time).
+pub(super) fn journal_floor(checkpoints: &Path) -> Option<u64> {
+    let mut floor: Option<u64> = None;
+    for e in std::fs::read_dir(checkpoints).ok()?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let complete = (name.starts_with("chk-") || name.starts_with("savepoint-")) && !name.ends_with(".inprogress");
+        if !complete {
+            continue;
+        }
+        // Pruned meanwhile, or unreadable: keep everything this round.
+        let metadata = Metadata::decode(&std::fs::read(e.path().join("_metadata")).ok()?).ok()?;
+        for p in &metadata.sources {
+            if let SourcePosition::File { offset, .. } = p {
+                floor = Some(floor.map_or(*offset, |f| f.min(*offset)));
+            }
+        }
+    }
+    floor
+}
+
+/// Frees the blocks of `journal` before `floor` (whole blocks only);
+/// returns the offset freed up to.
+pub(super) fn release_before(journal: &Path, floor: u64) -> io::Result<u64> {
+    let upto = floor - floor % BLOCK;
+    if upto == 0 {
+        return Ok(0);
+    }
+    let f = std::fs::OpenOptions::new().write(true).open(journal)?;
+    let len = libc::off_t::try_from(upto).map_err(|_| io::Error::other("offset out of range"))?;
+    // SAFETY: `f` is an open file descriptor for the duration of the call;
+    // the call only changes the file's allocation, never its length.
+    let rc = unsafe {
+        libc::fallocate(
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            0,
+            len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(upto)
+}
+
+/// Bytes a file takes on disk (its allocated blocks), not its length.
+#[cfg(test)]
+fn on_disk(path: &Path) -> u64 {
+    std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(path).unwrap()) * 512
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn released_blocks_leave_the_length_and_every_byte_after_the_floor() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ingest.log");
+        let line = "x".repeat(99) + "\n";
+        let mut f = std::fs::File::create(&path).unwrap();
+        for _ in 0..10_000 {
+            f.write_all(line.as_bytes()).unwrap();
+        }
+        f.sync_all().unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let floor = 700_050;
+        assert_eq!(release_before(&path, floor).unwrap(), 700_050 - 700_050 % BLOCK);
+        let after = std::fs::read(&path).unwrap();
+        assert_eq!(after.len(), before.len(), "the length, and so every offset, stays");
+        let freed = (floor - floor % BLOCK) as usize;
+        assert_eq!(&after[freed..], &before[freed..], "nothing at or after the floor's block changes");
+        assert!(after[..freed].iter().all(|&b| b == 0), "what was released reads as zeros");
+        assert!(on_disk(&path) <= 1_000_000 - freed as u64 + BLOCK, "{} bytes on disk", on_disk(&path));
+        assert_eq!(release_before(&path, 100).unwrap(), 0, "less than a block: nothing to do");
+    }
+
+    #[test]
+    fn no_checkpoint_means_no_floor() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(journal_floor(dir.path()), None);
+        assert_eq!(journal_floor(&dir.path().join("missing")), None);
+        std::fs::create_dir(dir.path().join("chk-0000000003.inprogress")).unwrap();
+        assert_eq!(journal_floor(dir.path()), None, "an unfinished checkpoint holds nothing yet");
+    }
+}

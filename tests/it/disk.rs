@@ -1,0 +1,51 @@
+//! What a hosted pipeline keeps on disk: bytes it can no longer replay are
+//! given back (issue 18, item 8).
+
+use serde_json::json;
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+use weir_tests::server::Server;
+use weir_tests::Scratch;
+
+const LINES: &str = "name: lines\nsource: { http: { format: lines } }\ncheckpoint: { interval: 100ms }\n";
+
+/// The attack (or just a busy feed): posting for ever, so that the journal
+/// of every byte ever posted fills the server's disk. Now what no retained
+/// checkpoint can replay is freed, and a killed server still resumes from
+/// its checkpoint with nothing lost or repeated.
+#[test]
+fn an_http_pipelines_journal_is_given_back_behind_its_retained_checkpoints() {
+    let s = Scratch::new();
+    let mut server = Server::start(&s.join("data")).expect("server");
+    let token = server.tenant("acme", json!({}));
+    let id = server.pipeline(&token, LINES);
+    let line = |i: usize| format!("{i:06} {}", "x".repeat(1000));
+    let (posts, per_post) = (40, 100);
+    for p in 0..posts {
+        let batch: Vec<String> = (p * per_post..(p + 1) * per_post).map(line).collect();
+        server.send(&token, &id, &batch);
+    }
+    let total = posts * per_post;
+    server.wait_output(&id, Duration::from_secs(60), |l| l.len() >= total).expect("output");
+    let journal = server.data_dir().join("pipelines").join(&id).join("ingest.log");
+    let len = std::fs::metadata(&journal).unwrap().len();
+    assert!(len > 4_000_000, "{len} bytes posted");
+    // Once two more checkpoints hold offsets at the end, the bytes before are freed.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let on_disk = || std::fs::metadata(&journal).unwrap().blocks() * 512;
+    while on_disk() > len / 4 {
+        assert!(Instant::now() < deadline, "{} of {len} bytes still on disk\n{}", on_disk(), server.log_tail());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(std::fs::metadata(&journal).unwrap().len(), len, "offsets stay: the length is kept");
+
+    // A kill and a restart resume from a retained checkpoint: nothing lost, nothing twice.
+    server.kill();
+    let server = Server::start(server.data_dir()).expect("restart");
+    let more: Vec<String> = (total..total + 50).map(line).collect();
+    server.send(&token, &id, &more);
+    let lines = server.wait_output(&id, Duration::from_secs(60), |l| l.len() >= total + 50).expect("output");
+    let mut ids: Vec<usize> = lines.iter().map(|l| l[..6].parse().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..total + 50).collect::<Vec<_>>());
+}
