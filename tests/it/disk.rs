@@ -49,3 +49,56 @@ fn an_http_pipelines_journal_is_given_back_behind_its_retained_checkpoints() {
     ids.sort_unstable();
     assert_eq!(ids, (0..total + 50).collect::<Vec<_>>());
 }
+
+/// A pipeline's committed output used to be kept for ever. Beyond the
+/// server's `retention.output_mib` the oldest files go; the output API
+/// goes on from the oldest kept.
+#[test]
+fn output_beyond_the_retention_is_deleted_oldest_first_and_reading_goes_on() {
+    let s = Scratch::new();
+    let config = s.write("serve.yaml", "retention: { output_mib: 1 }\n");
+    let server = Server::start_with(&s.join("data"), &["--config", config.to_str().unwrap()]).expect("server");
+    let token = server.tenant("acme", json!({}));
+    let id = server.pipeline(&token, LINES);
+    let line = |i: usize| format!("{i:06} {}", "x".repeat(1000));
+    let total = 4000;
+    // Fed over several checkpoints (100 ms), so the output is many files
+    // (the newest file is kept whatever its size).
+    for p in 0..total / 100 {
+        server.send(&token, &id, &(p * 100..(p + 1) * 100).map(line).collect::<Vec<_>>());
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let output = server.data_dir().join("pipelines").join(&id).join("output");
+    let kept = || -> (u64, Vec<usize>) {
+        let mut bytes = 0;
+        let mut ids = Vec::new();
+        for e in std::fs::read_dir(&output).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("part-") {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                bytes += text.len() as u64;
+                ids.extend(text.lines().map(|l| l[..6].parse::<usize>().unwrap()));
+            }
+        }
+        ids.sort_unstable();
+        (bytes, ids)
+    };
+    // The newest record arrives, and what is kept shrinks to the budget.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (bytes, ids) = kept();
+        if ids.last() == Some(&(total - 1)) && bytes <= 1 << 20 {
+            // What is kept is the newest records, without a gap.
+            assert!(ids.len() < total && ids.windows(2).all(|w| w[1] == w[0] + 1), "{} kept", ids.len());
+            break;
+        }
+        assert!(Instant::now() < deadline, "{bytes} bytes kept, newest {:?}\n{}", ids.last(), server.log_tail());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A reader from the start goes on at the oldest line kept.
+    let page = server.get(&format!("/v1/pipelines/{id}/output?after=0.0.0&limit=5"), &token);
+    let first = page["lines"][0].as_str().unwrap();
+    assert!(first[..6].parse::<usize>().unwrap() > 0, "{first:.20}");
+    let newest = server.get(&format!("/v1/pipelines/{id}/output?limit=1"), &token);
+    assert!(newest["lines"][0].as_str().unwrap().starts_with(&format!("{:06}", total - 1)));
+}

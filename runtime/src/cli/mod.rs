@@ -336,6 +336,7 @@ pub fn main() -> ExitCode {
                 http: http.over(file.http().expect("checked when the file was loaded")),
                 tenant_defaults: file.tenant_defaults(),
                 idempotency: file.idempotency().expect("checked when the file was loaded"),
+                retention: file.retention().expect("checked when the file was loaded"),
             };
             serve::serve(&listen, data_dir, admin_token, settings, wasm_config())
         }

@@ -3,7 +3,7 @@
 use super::EXIT_FAILED;
 use crate::api::HttpLimits;
 use crate::connector::journal::Remember;
-use crate::control::{Platform, PlatformConfig, Quotas};
+use crate::control::{Platform, PlatformConfig, Quotas, Retention};
 use crate::manifest::Bounds;
 use crate::wasm::{WasmConfig, WasmHost};
 use std::io::Write;
@@ -67,6 +67,8 @@ pub(super) struct Settings {
     pub tenant_defaults: Quotas,
     /// How long and how many `Idempotency-Key`s each pipeline remembers.
     pub idempotency: Remember,
+    /// What each pipeline keeps of its output.
+    pub retention: Retention,
 }
 
 /// The admin token: `WEIR_ADMIN_TOKEN`, else `DATA_DIR/admin-token` (made on first start).
@@ -102,7 +104,7 @@ pub(super) fn serve(
         eprintln!("weir: {m}");
         ExitCode::from(EXIT_FAILED)
     };
-    let Settings { bounds, http, tenant_defaults, idempotency } = settings;
+    let Settings { bounds, http, tenant_defaults, idempotency, retention } = settings;
     let limits = match http.validated() {
         Ok(l) => l,
         Err(e) => return fail(e),
@@ -133,7 +135,7 @@ pub(super) fn serve(
         Err(e) => return fail(format!("cannot listen on {listen}: {e}")),
     };
     let platform = match Platform::start(
-        PlatformConfig { data_dir: data_dir.clone(), admin_token, bounds, tenant_defaults, idempotency },
+        PlatformConfig { data_dir: data_dir.clone(), admin_token, bounds, tenant_defaults, idempotency, retention },
         host,
     ) {
         Ok(p) => Arc::new(p),

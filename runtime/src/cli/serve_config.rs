@@ -13,7 +13,7 @@
 
 use crate::api::HttpLimits;
 use crate::connector::journal::Remember;
-use crate::control::{check_quotas, Quotas};
+use crate::control::{check_quotas, Quotas, Retention, MAX_QUOTA_MIB};
 use crate::manifest::{parse_duration, Bounds};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -40,6 +40,15 @@ pub(super) struct ServeConfig {
     /// How posted records are taken in.
     #[serde(default)]
     ingest: IngestSection,
+    /// What each pipeline keeps on disk.
+    #[serde(default)]
+    retention: RetentionSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionSection {
+    output_mib: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -92,6 +101,7 @@ impl ServeConfig {
         config.http()?.validated()?;
         check_quotas(&config.tenant_defaults).map_err(|e| format!("tenant_defaults: {}", e.message))?;
         config.idempotency()?;
+        config.retention()?;
         Ok(config)
     }
 
@@ -133,6 +143,16 @@ impl ServeConfig {
     /// The quotas of a tenant created without any.
     pub(super) fn tenant_defaults(&self) -> Quotas {
         self.tenant_defaults
+    }
+
+    /// What each pipeline keeps of its output.
+    pub(super) fn retention(&self) -> Result<Retention, String> {
+        let d = Retention::default();
+        match self.retention.output_mib {
+            None => Ok(d),
+            Some(mib) if (1..=MAX_QUOTA_MIB).contains(&mib) => Ok(Retention { output_bytes: mib << 20 }),
+            Some(_) => Err(format!("retention.output_mib: 1 to {MAX_QUOTA_MIB}")),
+        }
     }
 
     /// How long and how many `Idempotency-Key`s each pipeline remembers.
@@ -185,7 +205,8 @@ mod tests {
              bounds: { max_windows_per_record: 50, max_session_gap: 1h }\n\
              http: { max_connections: 10, max_requests_in_flight_per_tenant: 2, body_timeout: 5s }\n\
              tenant_defaults: { max_pipelines: 3, memory_mib: 64 }\n\
-             ingest: { idempotency_window: 1h, idempotency_keys: 500 }\n",
+             ingest: { idempotency_window: 1h, idempotency_keys: 500 }\n\
+             retention: { output_mib: 5 }\n",
         )
         .unwrap();
         assert_eq!(c.listen.as_deref(), Some("0.0.0.0:9000"));
@@ -199,6 +220,7 @@ mod tests {
         let q = c.tenant_defaults();
         assert_eq!((q.max_pipelines, q.memory_mib, q.cpu_ms_per_call), (3, 64, Quotas::default().cpu_ms_per_call));
         assert_eq!(c.idempotency(), Ok(Remember { window_ms: 3_600_000, max_keys: 500 }));
+        assert_eq!(c.retention(), Ok(Retention { output_bytes: 5 << 20 }));
     }
 
     #[test]
@@ -215,6 +237,8 @@ mod tests {
             ("ingest: { idempotency_window: 0s }", "idempotency"),
             ("ingest: { idempotency_keys: 0 }", "idempotency"),
             ("ingest: { idempotency_windw: 1h }", "idempotency_windw"),
+            ("retention: { output_mib: 0 }", "retention.output_mib"),
+            ("retention: { output_mb: 5 }", "output_mb"),
         ] {
             let e = ServeConfig::parse(text).unwrap_err();
             assert!(e.contains(names), "{text}: {e}");

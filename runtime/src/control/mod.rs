@@ -11,7 +11,7 @@ mod redact;
 mod registry;
 
 pub use operations::{OperationKind, OperationState, OperationView};
-pub use pipelines::{PipelineView, StepView, SwapRequest, SwapView};
+pub use pipelines::{PipelineView, Retention, StepView, SwapRequest, SwapView};
 pub use registry::Upload;
 
 use crate::connector::journal::Remember;
@@ -200,6 +200,8 @@ pub struct PlatformConfig {
     /// How long and how many `Idempotency-Key`s of posted records each
     /// pipeline remembers.
     pub idempotency: Remember,
+    /// What each pipeline keeps of its output.
+    pub retention: Retention,
 }
 
 /// The control plane: metadata, the registry, running pipelines.
@@ -319,7 +321,7 @@ impl Platform {
                 .map_err(|e| ControlError::internal(format!("cannot create {}: {e}", dir.join(sub).display())))?;
         }
         let db = std::sync::Arc::new(Db::open(&dir.join("meta.db"))?);
-        let pipelines = Pipelines::new(dir.join("pipelines"), config.bounds);
+        let pipelines = Pipelines::new(dir.join("pipelines"), config.bounds, config.retention);
         let platform = Platform {
             db,
             config,

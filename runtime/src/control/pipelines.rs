@@ -9,6 +9,7 @@ mod long_running;
 mod manifest;
 mod output;
 mod retention;
+pub use retention::Retention;
 mod state_quota;
 
 use super::redact::{checkpoint_name, redact};
@@ -182,6 +183,8 @@ impl Running {
 pub(super) struct Pipelines {
     root: PathBuf,
     bounds: Bounds,
+    /// What each pipeline keeps of its output.
+    retention: Retention,
     running: Mutex<HashMap<String, Arc<Running>>>,
     journals: Mutex<HashMap<String, Arc<Journal>>>,
     /// One lock per pipeline (made at its first resume, stop or delete), see [`Pipelines::lifecycle`].
@@ -189,10 +192,11 @@ pub(super) struct Pipelines {
 }
 
 impl Pipelines {
-    pub(super) fn new(root: PathBuf, bounds: Bounds) -> Pipelines {
+    pub(super) fn new(root: PathBuf, bounds: Bounds, retention: Retention) -> Pipelines {
         Pipelines {
             root,
             bounds,
+            retention,
             running: Mutex::new(HashMap::new()),
             journals: Mutex::new(HashMap::new()),
             lifecycles: Mutex::new(HashMap::new()),
@@ -264,7 +268,7 @@ impl Pipelines {
             thread: Mutex::new(None),
         });
         p.db.set_pipeline_state(&row.id, "running", "running", None)?;
-        let (id, db, r) = (row.id.clone(), p.db.clone(), running.clone());
+        let (id, db, r, retention) = (row.id.clone(), p.db.clone(), running.clone(), self.retention);
         let (root, tenant, limit) = (self.root.clone(), t.id.clone(), super::mib_bytes(t.quotas.max_state_mib));
         let quota = move |db: &Db| StateQuota {
             pipelines: db.pipelines(Some(&tenant)).unwrap_or_default().iter().map(|p| root.join(&p.id)).collect(),
@@ -272,7 +276,7 @@ impl Pipelines {
         };
         let thread = std::thread::Builder::new()
             .name(format!("weir-pipeline-{}", row.id))
-            .spawn(move || watch(&id, &dir, job, &r, &db, &quota))
+            .spawn(move || watch(&id, &dir, retention, job, &r, &db, &quota))
             .map_err(|e| ControlError::internal(format!("cannot start a thread: {e}")))?;
         *lock(&running.thread) = Some(thread);
         lock(&self.running).insert(row.id.clone(), running);
@@ -428,8 +432,10 @@ struct Released {
 }
 
 impl Released {
-    /// After a completed checkpoint: frees the journal behind the oldest retained one.
-    fn after_checkpoint(&mut self, id: &str, dir: &Path) {
+    /// After a completed checkpoint: frees the journal behind the oldest
+    /// retained one, and output beyond the retention.
+    fn after_checkpoint(&mut self, id: &str, dir: &Path, retention: Retention) {
+        retention::trim_output(&dir.join(manifest::OUTPUT), retention.output_bytes);
         let path = dir.join(manifest::JOURNAL);
         if !path.exists() {
             return; // not an http source
@@ -451,7 +457,15 @@ impl Released {
     }
 }
 
-fn watch(id: &str, dir: &Path, job: Job, r: &Arc<Running>, db: &Arc<Db>, quota: &dyn Fn(&Db) -> StateQuota) {
+fn watch(
+    id: &str,
+    dir: &Path,
+    retention: Retention,
+    job: Job,
+    r: &Arc<Running>,
+    db: &Arc<Db>,
+    quota: &dyn Fn(&Db) -> StateQuota,
+) {
     let runner = std::thread::Builder::new().name(format!("weir-job-{id}")).spawn(move || job.run());
     let handle = match runner {
         Ok(h) => h,
@@ -475,7 +489,7 @@ fn watch(id: &str, dir: &Path, job: Job, r: &Arc<Running>, db: &Arc<Db>, quota: 
                 let _ =
                     db.insert_checkpoint(id, p.latest_id, kind, &path.display().to_string(), p.last_ms, p.last_at_ms);
                 recorded = p.latest_id;
-                journal.after_checkpoint(id, dir);
+                journal.after_checkpoint(id, dir, retention);
                 if over_quota.is_none() {
                     over_quota = quota(db).exceeded();
                     if over_quota.is_some() {

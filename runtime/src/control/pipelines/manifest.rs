@@ -20,6 +20,8 @@ pub const SERVE_SOURCES: [&str; 2] = ["http", "bids"];
 
 /// The ingest journal of an `http` source, in the pipeline's directory.
 pub(super) const JOURNAL: &str = "ingest.log";
+/// The committed output of the pipeline's sink, in its directory.
+pub(super) const OUTPUT: &str = "output";
 /// The pipeline's checkpoints and savepoints, in its directory.
 pub(super) const CHECKPOINTS: &str = "checkpoints";
 
@@ -66,7 +68,7 @@ pub(super) fn serve_manifest(text: &str, dir: &Path, steps: &str, bounds: &Bound
         }
     };
     let mut file = Mapping::new();
-    file.insert("dir".into(), dir.join("output").display().to_string().into());
+    file.insert("dir".into(), dir.join(OUTPUT).display().to_string().into());
     if let Some(f) = format {
         file.insert("format".into(), f);
     }

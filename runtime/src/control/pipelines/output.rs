@@ -66,7 +66,7 @@ pub struct OutputPage {
 }
 
 /// The committed part files of `dir`, in output order.
-fn part_files(dir: &Path) -> Vec<(u64, u32, PathBuf)> {
+pub(super) fn part_files(dir: &Path) -> Vec<(u64, u32, PathBuf)> {
     let mut files = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = e.file_name().to_string_lossy().to_string();

@@ -14,10 +14,52 @@
 //!
 //! A filesystem that cannot punch holes keeps the journal whole (one
 //! warning in the log).
+//!
+//! **Committed output** (`output/part-S-C.txt`, one file per subtask and
+//! checkpoint) is kept up to the server's `retention.output_mib` per
+//! pipeline: beyond it the oldest files go, never the newest. A reader's
+//! cursor into a file that went continues at the oldest file kept.
 
 use crate::checkpoint::{Metadata, SourcePosition};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// What the server keeps of each pipeline's output (`retention` in its config file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Committed output kept per pipeline, bytes.
+    pub output_bytes: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { output_bytes: 256 << 20 }
+    }
+}
+
+/// Deletes the oldest committed output files of `dir` while they hold more
+/// than `keep` bytes, never the newest; returns how many went.
+pub(super) fn trim_output(dir: &Path, keep: u64) -> usize {
+    let files: Vec<(PathBuf, u64)> = super::output::part_files(dir)
+        .into_iter()
+        .map(|(_, _, path)| {
+            let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+            (path, len)
+        })
+        .collect();
+    let mut total: u64 = files.iter().map(|(_, len)| len).sum();
+    let mut removed = 0;
+    for (path, len) in files.iter().take(files.len().saturating_sub(1)) {
+        if total <= keep {
+            break;
+        }
+        if std::fs::remove_file(path).is_ok() {
+            total -= len;
+            removed += 1;
+        }
+    }
+    removed
+}
 
 /// Holes are punched in whole blocks of this size.
 const BLOCK: u64 = 4096;
@@ -100,6 +142,22 @@ mod tests {
         assert!(after[..freed].iter().all(|&b| b == 0), "what was released reads as zeros");
         assert!(on_disk(&path) <= 1_000_000 - freed as u64 + BLOCK, "{} bytes on disk", on_disk(&path));
         assert_eq!(release_before(&path, 100).unwrap(), 0, "less than a block: nothing to do");
+    }
+
+    #[test]
+    fn the_oldest_output_goes_first_down_to_the_budget_and_the_newest_always_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, len) in [("part-0-3.txt", 100), ("part-1-3.txt", 100), ("part-0-5.txt", 100), ("part-0-12.txt", 500)]
+        {
+            std::fs::write(dir.path().join(name), vec![b'x'; len]).unwrap();
+        }
+        std::fs::write(dir.path().join(".part-0.inprogress"), vec![b'x'; 1000]).unwrap();
+        assert_eq!(trim_output(dir.path(), 700), 1, "800 bytes: the oldest one goes");
+        assert!(!dir.path().join("part-0-3.txt").exists());
+        assert!(dir.path().join("part-1-3.txt").exists(), "same checkpoint, next subtask: next in order");
+        assert_eq!(trim_output(dir.path(), 0), 2, "never the newest");
+        assert!(dir.path().join("part-0-12.txt").exists() && dir.path().join(".part-0.inprogress").exists());
+        assert_eq!(trim_output(dir.path(), 0), 0);
     }
 
     #[test]
