@@ -705,6 +705,7 @@ fn every_route_answers_only_to_who_may_see_it() {
         case("PUT", "/v1/pipelines/{id}/steps/{step}", &p("/steps/0"), br#"{"udf":"bee-secret@1"}"#, [401, 404, 403]),
         case("POST", "/v1/pipelines/{id}/records", &p("/records"), b"{\"id\":1}", [401, 404, 403]),
         case("GET", "/v1/pipelines/{id}/output", &p("/output"), b"", [401, 404, 403]),
+        case("GET", "/v1/usage", "/v1/usage", b"", [401, 200, 403]),
         case("GET", "/v1/operations", "/v1/operations", b"", [401, 200, 403]),
         case("GET", "/v1/operations/{op}", &bop, b"", [401, 404, 403]),
         case("DELETE", "/v1/pipelines/{id}", &p(""), b"", [401, 404, 403]),

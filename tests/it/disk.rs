@@ -38,6 +38,18 @@ fn an_http_pipelines_journal_is_given_back_behind_its_retained_checkpoints() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(std::fs::metadata(&journal).unwrap().len(), len, "offsets stay: the length is kept");
+    // The tenant sees what it uses: the journal as it is on disk now.
+    let usage = server.get("/v1/usage", &token);
+    assert_eq!((usage["tenant"].as_str(), usage["pipelines"].as_u64()), (Some("acme"), Some(1)), "{usage}");
+    let disk = &usage["disk"];
+    let ingest = disk["ingest"].as_u64().unwrap();
+    assert!(ingest > 0 && ingest < len / 2, "{usage}");
+    assert!(disk["output"].as_u64().unwrap() >= total as u64 * 1000, "{usage}");
+    let parts = ["functions", "checkpoints_and_state", "ingest", "output", "dead_letters"];
+    assert!(
+        disk["total"].as_u64().unwrap() >= parts.iter().map(|k| disk[*k].as_u64().unwrap()).sum::<u64>(),
+        "{usage}"
+    );
 
     // A kill and a restart resume from a retained checkpoint: nothing lost, nothing twice.
     server.kill();

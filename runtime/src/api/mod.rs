@@ -153,6 +153,7 @@ pub fn router(platform: Arc<Platform>, limits: &HttpLimits) -> Router {
         .route("/v1/pipelines/{id}/steps/{step}", put(swap))
         .route("/v1/pipelines/{id}/records", post(ingest).layer(DefaultBodyLimit::max(MAX_RECORDS)))
         .route("/v1/pipelines/{id}/output", get(output))
+        .route("/v1/usage", get(usage))
         .route("/v1/operations", get(list_operations))
         .route("/v1/operations/{op}", get(get_operation))
         .route_layer(gate.clone());
@@ -334,6 +335,10 @@ async fn swap(
     accepted(call(&p, c, move |p, c| p.swap(c, &id, &step, &req)).await?)
 }
 
+async fn usage(State(p): State<Shared>, Extension(c): Who) -> ApiResult {
+    ok(call(&p, c, |p, c| p.usage(c)).await?)
+}
+
 async fn list_operations(State(p): State<Shared>, Extension(c): Who) -> ApiResult {
     ok(json!({ "operations": call(&p, c, |p, c| p.operations(c)).await? }))
 }
@@ -410,6 +415,7 @@ pub fn routes() -> Vec<(&'static str, &'static str)> {
         ("put", "/v1/pipelines/{id}/steps/{step}"),
         ("post", "/v1/pipelines/{id}/records"),
         ("get", "/v1/pipelines/{id}/output"),
+        ("get", "/v1/usage"),
         ("get", "/v1/operations"),
         ("get", "/v1/operations/{op}"),
     ]

@@ -260,6 +260,13 @@ fn operation_schemas() -> Value {
                     { "$ref": "#/components/schemas/Savepoint" }, { "$ref": "#/components/schemas/SwapResult" }] },
                 "error": { "oneOf": [{ "type": "null" }, { "type": "object", "required": ["status", "code", "message"],
                     "properties": { "status": int, "code": { "type": "string" }, "message": { "type": "string" } } }] } } },
+        "Usage": { "type": "object", "required": ["tenant", "quotas", "pipelines", "udf_versions", "disk"], "properties": {
+            "tenant": { "type": "string" }, "quotas": { "$ref": "#/components/schemas/Quotas" },
+            "pipelines": int, "udf_versions": int,
+            "disk": { "type": "object", "description": "Bytes on the server's disk (allocated blocks, as `du` counts)",
+                "required": ["functions", "checkpoints_and_state", "ingest", "output", "dead_letters", "total"],
+                "properties": { "functions": int, "checkpoints_and_state": int, "ingest": int, "output": int,
+                    "dead_letters": int, "total": int } } } },
         "Operations": { "type": "object", "required": ["operations"], "properties": {
             "operations": { "type": "array", "items": { "$ref": "#/components/schemas/Operation" } } } }
     })
@@ -342,6 +349,8 @@ pub fn document() -> Value {
             "/v1/pipelines/{id}/steps/{step}": { "put": op("Swap a step's function version at a checkpoint barrier (rolled back if it fails init or its error budget): answered at once, the swap is an operation",
                 Some(json_of("Swap")), ("202", "The operation (`Location`: where to poll it)", Some(json_of("Operation"))),
                 &["400", "401", "403", "404", "409"]) },
+            "/v1/usage": { "get": op("What the tenant uses against its quotas: pipelines, function versions, bytes on disk", None,
+                ("200", "Usage", Some(json_of("Usage"))), &["401", "403"]) },
             "/v1/operations": { "get": op("The tenant's operations (stops, savepoints, swaps), newest first", None,
                 ("200", "Operations", Some(json_of("Operations"))), &["401", "403"]) },
             "/v1/operations/{op}": { "get": op("Where an operation stands, and once it is over what it did", None,

@@ -9,10 +9,12 @@ mod operations;
 mod pipelines;
 mod redact;
 mod registry;
+mod usage;
 
 pub use operations::{OperationKind, OperationState, OperationView};
 pub use pipelines::{PipelineView, Retention, StepView, SwapRequest, SwapView};
 pub use registry::Upload;
+pub use usage::{DiskUsage, UsageView};
 
 use crate::connector::journal::Remember;
 use crate::connector::now_ms;

@@ -219,7 +219,7 @@ impl Pipelines {
         redact(text, self.root.parent().unwrap_or(&self.root))
     }
 
-    fn dir(&self, id: &str) -> PathBuf {
+    pub(super) fn dir(&self, id: &str) -> PathBuf {
         self.root.join(id)
     }
 
