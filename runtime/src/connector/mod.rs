@@ -12,6 +12,7 @@ pub mod journal;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod lines;
+pub mod rotating;
 pub mod sink;
 pub mod stream_source;
 

@@ -750,6 +750,14 @@ fn create(path: &std::path::Path, append: bool) -> Result<File, JobError> {
 fn open_side_output(spec: &OutputSpec, append: bool) -> Result<Box<dyn Write + Send>, JobError> {
     Ok(match spec {
         OutputSpec::File(path) => Box::new(create(path, append)?),
+        OutputSpec::Rotating { path, max_bytes, keep } => {
+            // Created or truncated as a plain file is, then appended to.
+            drop(create(path, append)?);
+            Box::new(
+                crate::connector::rotating::RotatingFile::open(path, *max_bytes, *keep)
+                    .map_err(|e| JobError::Output(format!("cannot open {}: {e}", path.display())))?,
+            )
+        }
         OutputSpec::Stdout => Box::new(io::stdout()),
         OutputSpec::Stderr => Box::new(io::stderr()),
     })

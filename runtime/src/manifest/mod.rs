@@ -594,6 +594,16 @@ pub enum OutputFormat {
 pub enum OutputSpec {
     /// A file of JSON lines (created or truncated).
     File(PathBuf),
+    /// A file of JSON lines appended to and rotated past `max_bytes`
+    /// (`file: { path, rotate_mib, keep }`), `keep` older files kept.
+    Rotating {
+        /// The current file.
+        path: PathBuf,
+        /// Its size at which it is rotated.
+        max_bytes: u64,
+        /// Older files kept (`PATH.1` newest).
+        keep: u32,
+    },
     /// Standard output.
     Stdout,
     /// Standard error (the default for dead letters).

@@ -170,6 +170,8 @@ struct RawStdout {
 #[serde(deny_unknown_fields)]
 struct RawOutputFile {
     path: String,
+    rotate_mib: Option<u64>,
+    keep: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -775,7 +777,15 @@ fn side_output(map: &Mapping, base: &Path, at: &str) -> Result<OutputSpec> {
     match kind.as_str() {
         "file" => {
             let f: RawOutputFile = typed(v, &inner)?;
-            Ok(OutputSpec::File(path(base, &f.path, &format!("{inner}.path"))?))
+            let p = path(base, &f.path, &format!("{inner}.path"))?;
+            match (f.rotate_mib, f.keep) {
+                (None, None) => Ok(OutputSpec::File(p)),
+                (Some(mib), keep) if (1..=1 << 20).contains(&mib) && keep.is_none_or(|k| k <= 1000) => {
+                    Ok(OutputSpec::Rotating { path: p, max_bytes: mib << 20, keep: keep.unwrap_or(3) })
+                }
+                (None, Some(_)) => Err(ManifestError::new(&inner, "`keep` needs `rotate_mib`")),
+                _ => Err(ManifestError::new(&inner, "`rotate_mib`: 1 to 1048576, `keep`: at most 1000")),
+            }
         }
         "stdout" => {
             typed_or_default::<RawNothing>(v, &inner)?;

@@ -401,3 +401,20 @@ fn kafka_sinks_are_exactly_once_with_checkpoints_and_at_least_once_without() {
     assert_eq!(s.delivery, Delivery::AtLeastOnce);
     assert_eq!(s.properties, [("linger.ms".to_string(), "20".to_string())]);
 }
+
+#[test]
+fn a_dead_letter_file_may_be_rotated_by_size() {
+    let base = "name: a\nsource: { stdin: {} }\nsink: { stdout: {} }\ndead_letter:\n  file: ";
+    let m = parse(&format!("{base}{{ path: dlq.jsonl, rotate_mib: 8, keep: 2 }}\n")).unwrap();
+    assert_eq!(m.dead_letter, OutputSpec::Rotating { path: "/base/dlq.jsonl".into(), max_bytes: 8 << 20, keep: 2 });
+    let m = parse(&format!("{base}{{ path: dlq.jsonl, rotate_mib: 1 }}\n")).unwrap();
+    assert!(matches!(m.dead_letter, OutputSpec::Rotating { keep: 3, .. }), "three older files by default");
+    for (file, expect) in [
+        ("{ path: d, keep: 2 }", "`keep` needs `rotate_mib`"),
+        ("{ path: d, rotate_mib: 0 }", "rotate_mib"),
+        ("{ path: d, rotate_mb: 5 }", "rotate_mb"),
+    ] {
+        let e = parse(&format!("{base}{file}\n")).unwrap_err();
+        assert!(e.to_string().contains(expect) && e.to_string().contains("dead_letter.file"), "{file}: {e}");
+    }
+}

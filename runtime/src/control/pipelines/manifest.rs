@@ -20,6 +20,10 @@ pub const SERVE_SOURCES: [&str; 2] = ["http", "bids"];
 
 /// The ingest journal of an `http` source, in the pipeline's directory.
 pub(super) const JOURNAL: &str = "ingest.log";
+/// Dead letters are rotated past this size, with this many older files
+/// kept: at most 256 MiB of them per pipeline.
+const DEAD_LETTERS_ROTATE_MIB: u64 = 64;
+const DEAD_LETTERS_KEEP: u32 = 3;
 /// The committed output of the pipeline's sink, in its directory.
 pub(super) const OUTPUT: &str = "output";
 /// The pipeline's checkpoints and savepoints, in its directory.
@@ -78,6 +82,8 @@ pub(super) fn serve_manifest(text: &str, dir: &Path, steps: &str, bounds: &Bound
     let mut dl = Mapping::new();
     let mut dl_file = Mapping::new();
     dl_file.insert("path".into(), dir.join("dead-letters.jsonl").display().to_string().into());
+    dl_file.insert("rotate_mib".into(), DEAD_LETTERS_ROTATE_MIB.into());
+    dl_file.insert("keep".into(), DEAD_LETTERS_KEEP.into());
     dl.insert("file".into(), Value::Mapping(dl_file));
     map.insert("dead_letter".into(), Value::Mapping(dl));
     for (key, sub) in [("checkpoint", CHECKPOINTS), ("state", "state")] {
@@ -197,6 +203,13 @@ mod tests {
         assert!(matches!(&m.source.kind, SourceKind::Http { journal: Some(j) } if j == &dir.join("ingest.log")));
         assert_eq!(m.checkpoint.as_ref().unwrap().dir, dir.join("checkpoints"));
         assert!(matches!(&m.sink, crate::manifest::SinkSpec::Dir { dir: d, .. } if d == &dir.join("output")));
+        // Dead letters do not grow without bound: 64 MiB files, three older kept.
+        let rotating = crate::manifest::OutputSpec::Rotating {
+            path: dir.join("dead-letters.jsonl"),
+            max_bytes: 64 << 20,
+            keep: 3,
+        };
+        assert_eq!(m.dead_letter, rotating);
     }
 
     #[test]

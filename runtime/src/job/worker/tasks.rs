@@ -196,6 +196,9 @@ fn per_task_path(path: &Path, task: Task) -> PathBuf {
 fn per_task_output(o: &OutputSpec, task: Task) -> OutputSpec {
     match o {
         OutputSpec::File(p) => OutputSpec::File(per_task_path(p, task)),
+        OutputSpec::Rotating { path, max_bytes, keep } => {
+            OutputSpec::Rotating { path: per_task_path(path, task), max_bytes: *max_bytes, keep: *keep }
+        }
         other => other.clone(),
     }
 }
