@@ -460,7 +460,9 @@ fn a_runaway_guest_only_affects_its_own_pipeline() {
     let (server, _) = server_with_tags(&s);
     let b = server.tenant("bravo", json!({}));
     server.upload(&b, "tag@1", &test_guest("tag-one"));
-    let a_quota = server.tenant("tight", json!({ "memory_mib": 16, "cpu_ms_per_call": 100 }));
+    // The deadline leaves a memory bomb time to reach its limit however
+    // loaded the machine (at 100 ms one was once cut short as a timeout).
+    let a_quota = server.tenant("tight", json!({ "memory_mib": 16, "cpu_ms_per_call": 500 }));
     server.upload(&a_quota, "evil@1", &test_guest("evil"));
     let evil = server
         .pipeline(&a_quota, "name: evil\nsource: { http: { format: lines } }\nsteps:\n  - map: { udf: evil@1 }\n");

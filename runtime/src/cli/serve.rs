@@ -93,6 +93,16 @@ fn admin_token(given: Option<String>, data_dir: &Path) -> Result<String, String>
     Ok(token)
 }
 
+/// Waits for `signal` (for ever when it could not be installed).
+async fn received(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
 pub(super) fn serve(
     listen: &str,
     data_dir: PathBuf,
@@ -141,6 +151,14 @@ pub(super) fn serve(
         Ok(p) => Arc::new(p),
         Err(e) => return fail(e.to_string()),
     };
+    // Registered before the server says it serves: a handler installed at
+    // the shutdown future's first poll left a window (the accept loop need
+    // not poll it at once) in which a SIGTERM killed the server outright,
+    // with no savepoints (seen in a loaded test run).
+    let (mut interrupt, mut term) = runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        (signal(SignalKind::interrupt()).ok(), signal(SignalKind::terminate()).ok())
+    });
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| listen.to_string());
     eprintln!(
         "weir: serving on http://{addr} (data in {}; admin token in WEIR_ADMIN_TOKEN or {})",
@@ -148,18 +166,8 @@ pub(super) fn serve(
         data_dir.join("admin-token").display()
     );
     let app = crate::api::router(platform.clone(), &limits);
-    runtime.block_on(crate::api::server::run(listener, app, limits, async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let terminated = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! { _ = ctrl_c => {}, _ = terminated => {} }
+    runtime.block_on(crate::api::server::run(listener, app, limits, async move {
+        tokio::select! { _ = received(&mut interrupt) => {}, _ = received(&mut term) => {} }
         eprintln!("weir: shutting down: stopping every pipeline at a savepoint (they resume on the next start)");
     }));
     platform.shutdown();
