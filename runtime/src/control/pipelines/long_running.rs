@@ -50,7 +50,7 @@ impl Platform {
                     e.message = redact(&e.message, &base);
                     e
                 });
-                lock(&ops).finish(&op, outcome.as_ref().map(Clone::clone), now_ms());
+                lock(&ops).finish(&op, outcome.as_ref().cloned(), now_ms());
             }
         });
         if let Err(e) = thread {
