@@ -422,16 +422,15 @@ impl Pipelines {
     }
 }
 
-/// Runs `job` on this thread, recording checkpoints and the end state; after
-/// each checkpoint, checks the tenant's state quota (see [`state_quota`]).
-/// How far a pipeline's ingest journal has been given back (see [`retention`]).
+/// What a pipeline's watcher lets go after each checkpoint (see
+/// [`retention`]): the journal it has given back so far, and output.
 #[derive(Default)]
-struct Released {
+struct Retaining {
     upto: u64,
     warned: bool,
 }
 
-impl Released {
+impl Retaining {
     /// After a completed checkpoint: frees the journal behind the oldest
     /// retained one, and output beyond the retention.
     fn after_checkpoint(&mut self, id: &str, dir: &Path, retention: Retention) {
@@ -457,6 +456,8 @@ impl Released {
     }
 }
 
+/// Runs `job` on this thread, recording checkpoints and the end state; after
+/// each checkpoint, checks the tenant's state quota (see [`state_quota`]).
 fn watch(
     id: &str,
     dir: &Path,
@@ -476,7 +477,7 @@ fn watch(
     };
     let mut recorded = 0u64;
     let mut over_quota: Option<String> = None;
-    let mut journal = Released::default();
+    let mut retaining = Retaining::default();
     let mut sync = || {
         let p = r.controls.progress();
         if p.latest_id > recorded {
@@ -489,7 +490,7 @@ fn watch(
                 let _ =
                     db.insert_checkpoint(id, p.latest_id, kind, &path.display().to_string(), p.last_ms, p.last_at_ms);
                 recorded = p.latest_id;
-                journal.after_checkpoint(id, dir, retention);
+                retaining.after_checkpoint(id, dir, retention);
                 if over_quota.is_none() {
                     over_quota = quota(db).exceeded();
                     if over_quota.is_some() {
