@@ -9,9 +9,11 @@ ADMIN = "bench"
 
 
 class Server:
-    def __init__(self, weir=None, flags=()):
+    def __init__(self, weir=None, flags=(), data=None):
+        """A new server; with `data`, one on that data directory (a restart)."""
         self.weir = weir or os.path.join(TARGET, "release/weir")
-        self.data = tempfile.mkdtemp(prefix="weir-serve-bench-")
+        self.flags = tuple(flags)
+        self.data = data or tempfile.mkdtemp(prefix="weir-serve-bench-")
         self.proc = subprocess.Popen(
             [self.weir, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data, *flags],
             env={**os.environ, "WEIR_ADMIN_TOKEN": ADMIN, "WEIR_CACHE_DIR": ""},
@@ -64,3 +66,12 @@ class Server:
     def stop(self):
         self.proc.terminate()
         self.proc.wait()
+
+    def kill(self):
+        """SIGKILL, as a crash: no savepoints, nothing flushed."""
+        self.proc.kill()
+        self.proc.wait()
+
+    def restarted(self):
+        """A new server on this one's data directory (after stop or kill)."""
+        return Server(self.weir, self.flags, self.data)

@@ -114,3 +114,58 @@ fn output_beyond_the_retention_is_deleted_oldest_first_and_reading_goes_on() {
     let newest = server.get(&format!("/v1/pipelines/{id}/output?limit=1"), &token);
     assert!(newest["lines"][0].as_str().unwrap().starts_with(&format!("{:06}", total - 1)));
 }
+
+/// The attack: posting for ever to a *stopped* pipeline (its journal keeps
+/// taking records, to be read when it resumes), so that nothing reads them
+/// and the journal fills the server's disk at the rate quota's pace. The
+/// tenant's journals are bounded by `max_ingest_mib`: past it a post is a
+/// 429 naming the quota, and once the pipeline reads them (resumed, two
+/// checkpoints later) the space comes back and posts are taken again, with
+/// every accepted record in the output once.
+#[test]
+fn a_stopped_pipelines_journal_cannot_fill_the_disk() {
+    let s = Scratch::new();
+    let server = Server::start(&s.join("data")).expect("server");
+    let token = server.tenant("acme", json!({ "max_ingest_mib": 1 }));
+    let id = server.pipeline(&token, LINES);
+    let (status, reply) = server.call_until_done("POST", &format!("/v1/pipelines/{id}/stop"), &token, "", b"");
+    assert_eq!(status, 200, "{reply}");
+    let line = |i: usize| format!("{i:06} {}", "x".repeat(1000));
+    // 100 KiB posts: about ten fit in 1 MiB.
+    let mut next = 0;
+    let refused = loop {
+        let batch: Vec<String> = (next..next + 100).map(line).collect();
+        let got = server.post_records(&token, &id, None, &batch);
+        if got.status != 200 {
+            break got;
+        }
+        next += 100;
+        assert!(next <= 2_000, "2 MiB taken under a 1 MiB quota");
+    };
+    assert_eq!(refused.status, 429, "{refused:?}");
+    assert_eq!(refused.reply["error"]["code"], "ingest_quota_exceeded", "{refused:?}");
+    assert!(refused.reply["error"]["message"].as_str().unwrap().contains("max_ingest_mib"), "{refused:?}");
+    assert!((800..=1_100).contains(&next), "{next} records (about 100 KiB each 100) taken under 1 MiB");
+    let usage = server.get("/v1/usage", &token);
+    assert!(usage["disk"]["ingest"].as_u64().unwrap() > 800_000, "{usage}");
+    assert_eq!(usage["quotas"]["max_ingest_mib"], 1, "{usage}");
+    // Resumed, the pipeline reads the journal; its checkpoints give the space back.
+    let (status, reply) = server.call("POST", &format!("/v1/pipelines/{id}/resume"), &token, "", b"");
+    assert!(status < 300, "resume: {status} {reply}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let batch: Vec<String> = (next..next + 100).map(line).collect();
+        let got = server.post_records(&token, &id, None, &batch);
+        if got.status == 200 {
+            next += 100;
+            break;
+        }
+        assert_eq!(got.reply["error"]["code"], "ingest_quota_exceeded", "{got:?}");
+        assert!(Instant::now() < deadline, "the space never came back\n{}", server.log_tail());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lines = server.wait_output(&id, Duration::from_secs(60), |l| l.len() >= next).expect("output");
+    let mut ids: Vec<usize> = lines.iter().map(|l| l[..6].parse().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..next).collect::<Vec<_>>(), "every accepted record once, none refused");
+}

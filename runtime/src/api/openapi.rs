@@ -115,7 +115,8 @@ fn quota_changes() -> Value {
         "max_state_mib": mib(1024),
         "ingest_records_per_s": { "type": "integer", "minimum": 1, "maximum": u64::MAX, "default": 50_000 },
         "ingest_bytes_per_s": { "type": "integer", "minimum": 1, "maximum": u64::MAX, "default": 64u64 << 20 },
-        "max_udf_versions": { "type": "integer", "minimum": 0, "maximum": u32::MAX, "default": 100 } } })
+        "max_udf_versions": { "type": "integer", "minimum": 0, "maximum": u32::MAX, "default": 100 },
+        "max_ingest_mib": mib(1024) } })
 }
 
 fn schemas() -> Value {
@@ -164,10 +165,11 @@ fn schemas() -> Value {
             "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
         "Quotas": { "type": "object",
             "required": ["max_pipelines", "max_parallelism", "memory_mib", "cpu_ms_per_call", "max_component_mib", "max_state_mib",
-                "ingest_records_per_s", "ingest_bytes_per_s", "max_udf_versions"],
+                "ingest_records_per_s", "ingest_bytes_per_s", "max_udf_versions", "max_ingest_mib"],
             "properties": {
                 "max_pipelines": int, "max_parallelism": int, "memory_mib": int, "cpu_ms_per_call": int,
-                "max_component_mib": int, "max_state_mib": int, "ingest_records_per_s": int, "ingest_bytes_per_s": int, "max_udf_versions": int } },
+                "max_component_mib": int, "max_state_mib": int, "ingest_records_per_s": int, "ingest_bytes_per_s": int, "max_udf_versions": int,
+                "max_ingest_mib": int } },
         "QuotaChanges": quota_changes(),
         "NewTenant": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": {
             "name": { "type": "string", "pattern": "^[a-z0-9_-]{1,64}$" },

@@ -229,6 +229,9 @@ struct QuotaArgs {
     /// Function versions it may have registered.
     #[arg(long)]
     max_udf_versions: Option<u32>,
+    /// Posted records its pipelines' ingest journals may hold unread on disk, MiB.
+    #[arg(long)]
+    max_ingest_mib: Option<u64>,
 }
 
 impl QuotaArgs {
@@ -249,6 +252,7 @@ impl QuotaArgs {
         put("ingest_records_per_s", self.ingest_records_per_s);
         put("ingest_bytes_per_s", self.ingest_bytes_per_s);
         put("max_udf_versions", self.max_udf_versions.map(u64::from));
+        put("max_ingest_mib", self.max_ingest_mib);
         m
     }
 }

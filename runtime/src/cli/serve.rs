@@ -67,7 +67,7 @@ pub(super) struct Settings {
     pub tenant_defaults: Quotas,
     /// How long and how many `Idempotency-Key`s each pipeline remembers.
     pub idempotency: Remember,
-    /// What each pipeline keeps of its output.
+    /// What each pipeline keeps of its output and dead letters.
     pub retention: Retention,
 }
 

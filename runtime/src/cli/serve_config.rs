@@ -13,7 +13,7 @@
 
 use crate::api::HttpLimits;
 use crate::connector::journal::Remember;
-use crate::control::{check_quotas, Quotas, Retention, MAX_QUOTA_MIB};
+use crate::control::{check_quotas, Quotas, Retention, DEAD_LETTER_FILES, MAX_QUOTA_MIB};
 use crate::manifest::{parse_duration, Bounds};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -49,6 +49,7 @@ pub(super) struct ServeConfig {
 #[serde(deny_unknown_fields)]
 struct RetentionSection {
     output_mib: Option<u64>,
+    dead_letters_mib: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -145,14 +146,26 @@ impl ServeConfig {
         self.tenant_defaults
     }
 
-    /// What each pipeline keeps of its output.
+    /// What each pipeline keeps of its output and dead letters.
     pub(super) fn retention(&self) -> Result<Retention, String> {
         let d = Retention::default();
-        match self.retention.output_mib {
-            None => Ok(d),
-            Some(mib) if (1..=MAX_QUOTA_MIB).contains(&mib) => Ok(Retention { output_bytes: mib << 20 }),
-            Some(_) => Err(format!("retention.output_mib: 1 to {MAX_QUOTA_MIB}")),
-        }
+        let output_bytes = match self.retention.output_mib {
+            None => d.output_bytes,
+            Some(mib) if (1..=MAX_QUOTA_MIB).contains(&mib) => mib << 20,
+            Some(_) => return Err(format!("retention.output_mib: 1 to {MAX_QUOTA_MIB}")),
+        };
+        let dead_letters_mib = match self.retention.dead_letters_mib {
+            None => d.dead_letters_mib,
+            // Each file at most the largest rotation the manifest takes (1 TiB).
+            Some(mib) if (DEAD_LETTER_FILES..=DEAD_LETTER_FILES << 20).contains(&mib) => mib,
+            Some(_) => {
+                return Err(format!(
+                    "retention.dead_letters_mib: {DEAD_LETTER_FILES} to {} (kept in {DEAD_LETTER_FILES} files)",
+                    DEAD_LETTER_FILES << 20
+                ))
+            }
+        };
+        Ok(Retention { output_bytes, dead_letters_mib })
     }
 
     /// How long and how many `Idempotency-Key`s each pipeline remembers.
@@ -194,6 +207,7 @@ mod tests {
         assert_eq!(c.http().unwrap(), HttpLimits::default());
         assert_eq!(c.tenant_defaults(), Quotas::default());
         assert_eq!(c.idempotency(), Ok(Remember::default()));
+        assert_eq!(c.retention(), Ok(Retention::default()));
         assert_eq!(c.listen.as_deref(), Some("127.0.0.1:8080"));
         assert_eq!(c.data_dir, Some(PathBuf::from("weir-data")));
     }
@@ -206,7 +220,7 @@ mod tests {
              http: { max_connections: 10, max_requests_in_flight_per_tenant: 2, body_timeout: 5s }\n\
              tenant_defaults: { max_pipelines: 3, memory_mib: 64 }\n\
              ingest: { idempotency_window: 1h, idempotency_keys: 500 }\n\
-             retention: { output_mib: 5 }\n",
+             retention: { output_mib: 5, dead_letters_mib: 8 }\n",
         )
         .unwrap();
         assert_eq!(c.listen.as_deref(), Some("0.0.0.0:9000"));
@@ -220,7 +234,7 @@ mod tests {
         let q = c.tenant_defaults();
         assert_eq!((q.max_pipelines, q.memory_mib, q.cpu_ms_per_call), (3, 64, Quotas::default().cpu_ms_per_call));
         assert_eq!(c.idempotency(), Ok(Remember { window_ms: 3_600_000, max_keys: 500 }));
-        assert_eq!(c.retention(), Ok(Retention { output_bytes: 5 << 20 }));
+        assert_eq!(c.retention(), Ok(Retention { output_bytes: 5 << 20, dead_letters_mib: 8 }));
     }
 
     #[test]
@@ -239,6 +253,8 @@ mod tests {
             ("ingest: { idempotency_windw: 1h }", "idempotency_windw"),
             ("retention: { output_mib: 0 }", "retention.output_mib"),
             ("retention: { output_mb: 5 }", "output_mb"),
+            ("retention: { dead_letters_mib: 3 }", "retention.dead_letters_mib"),
+            ("retention: { dead_letters_mib: 4194305 }", "retention.dead_letters_mib"),
         ] {
             let e = ServeConfig::parse(text).unwrap_err();
             assert!(e.contains(names), "{text}: {e}");

@@ -104,6 +104,9 @@ pub struct PipelineRow {
 /// A checkpoint index row: id, kind, directory, duration (ms), completion time (ms since the epoch).
 pub type CheckpointRow = (u64, String, String, i64, i64);
 
+/// Checkpoint index rows kept per pipeline, newest first.
+pub const CHECKPOINT_ROWS: u32 = 100;
+
 /// The database.
 pub struct Db {
     conn: Mutex<Connection>,
@@ -308,7 +311,10 @@ impl Db {
         Ok(())
     }
 
-    /// Records a completed checkpoint or savepoint.
+    /// Records a completed checkpoint or savepoint, and forgets the
+    /// pipeline's rows beyond the newest [`CHECKPOINT_ROWS`] (a row every
+    /// two seconds per pipeline, kept for ever, grew the database by tens
+    /// of thousands of rows a day per pipeline).
     pub fn insert_checkpoint(
         &self,
         pipeline: &str,
@@ -325,7 +331,22 @@ impl Db {
                 params![pipeline, id, kind, path, duration_ms, completed_ms],
             )
             .map_err(internal)?;
+        self.conn()
+            .execute(
+                "DELETE FROM checkpoints WHERE pipeline = ?1 AND id NOT IN
+                 (SELECT id FROM checkpoints WHERE pipeline = ?1 ORDER BY id DESC LIMIT ?2)",
+                params![pipeline, CHECKPOINT_ROWS],
+            )
+            .map_err(internal)?;
         Ok(())
+    }
+
+    /// The ids of the pipelines of `tenant`.
+    pub fn pipeline_ids(&self, tenant: &str) -> Result<Vec<String>, ControlError> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT id FROM pipelines WHERE tenant = ?1").map_err(internal)?;
+        let rows = st.query_map(params![tenant], |r| r.get(0)).map_err(internal)?;
+        rows.collect::<Result<_, _>>().map_err(internal)
     }
 
     /// The newest checkpoints of a pipeline, newest first.
@@ -341,5 +362,45 @@ impl Db {
             .query_map(params![pipeline, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
             .map_err(internal)?;
         rows.collect::<Result<_, _>>().map_err(internal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bug: a row per checkpoint, every two seconds, kept for ever.
+    #[test]
+    fn the_checkpoint_index_keeps_only_the_newest_rows_of_each_pipeline() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("meta.db")).unwrap();
+        let tenant = TenantRow { id: "t-1".into(), name: "acme".into(), quotas: Quotas::default() };
+        db.insert_tenant(&tenant, "hash", 0).unwrap();
+        for id in ["p-1", "p-2"] {
+            let row = PipelineRow {
+                id: id.into(),
+                tenant: "t-1".into(),
+                name: id.into(),
+                manifest: String::new(),
+                steps: "{}".into(),
+                desired: "running".into(),
+                status: "running".into(),
+                error: None,
+                created_ms: 0,
+            };
+            assert!(db.insert_pipeline_within(&row, 10).unwrap());
+        }
+        let total = u64::from(CHECKPOINT_ROWS) + 50;
+        for id in 1..=total {
+            db.insert_checkpoint("p-1", id, "checkpoint", "chk", 1, 1).unwrap();
+        }
+        db.insert_checkpoint("p-2", 1, "savepoint", "savepoint", 1, 1).unwrap();
+        let kept = db.checkpoints("p-1", 1_000).unwrap();
+        assert_eq!(kept.len(), CHECKPOINT_ROWS as usize);
+        assert_eq!((kept[0].0, kept.last().unwrap().0), (total, total - u64::from(CHECKPOINT_ROWS) + 1));
+        assert_eq!(db.checkpoints("p-2", 1_000).unwrap().len(), 1, "another pipeline's rows stay");
+        let mut ids = db.pipeline_ids("t-1").unwrap();
+        ids.sort();
+        assert_eq!(ids, ["p-1", "p-2"]);
     }
 }

@@ -12,7 +12,7 @@ mod registry;
 mod usage;
 
 pub use operations::{OperationKind, OperationState, OperationView};
-pub use pipelines::{PipelineView, Retention, StepView, SwapRequest, SwapView};
+pub use pipelines::{PipelineView, Retention, StepView, SwapRequest, SwapView, DEAD_LETTER_FILES};
 pub use registry::Upload;
 pub use usage::{DiskUsage, UsageView};
 
@@ -137,6 +137,11 @@ pub struct Quotas {
     pub ingest_bytes_per_s: u64,
     /// Function versions it may have registered, over all its functions.
     pub max_udf_versions: u32,
+    /// Posted records its `http` sources' ingest journals may hold on the
+    /// server's disk, MiB: what its pipelines have not read yet (or not
+    /// past their oldest retained checkpoint). A stopped pipeline keeps
+    /// taking records, so without this its journal grows with every post.
+    pub max_ingest_mib: u64,
 }
 
 impl Default for Quotas {
@@ -151,6 +156,7 @@ impl Default for Quotas {
             ingest_records_per_s: 50_000,
             ingest_bytes_per_s: 64 << 20,
             max_udf_versions: 100,
+            max_ingest_mib: 1024,
         }
     }
 }
@@ -202,7 +208,7 @@ pub struct PlatformConfig {
     /// How long and how many `Idempotency-Key`s of posted records each
     /// pipeline remembers.
     pub idempotency: Remember,
-    /// What each pipeline keeps of its output.
+    /// What each pipeline keeps of its output and dead letters.
     pub retention: Retention,
 }
 
@@ -261,7 +267,7 @@ fn quotas_changed(base: Quotas, changes: serde_json::Map<String, serde_json::Val
 }
 
 /// The largest quota in MiB (`memory_mib`, `max_component_mib`,
-/// `max_state_mib`): 1 PiB, far beyond any machine, and small enough that its
+/// `max_state_mib`, `max_ingest_mib`): 1 PiB, far beyond any machine, and small enough that its
 /// bytes fit in a `u64` (a larger value used to wrap around to a tiny cap).
 pub const MAX_QUOTA_MIB: u64 = 1 << 30;
 
@@ -280,15 +286,19 @@ pub fn check_quotas(q: &Quotas) -> Result<(), ControlError> {
         || q.max_state_mib == 0
         || q.ingest_records_per_s == 0
         || q.ingest_bytes_per_s == 0
+        || q.max_ingest_mib == 0
     {
         return Err(ControlError::bad_request(
             "invalid_quotas",
             "quotas must be positive (max_pipelines and max_udf_versions may be 0)",
         ));
     }
-    for (name, value) in
-        [("memory_mib", q.memory_mib), ("max_component_mib", q.max_component_mib), ("max_state_mib", q.max_state_mib)]
-    {
+    for (name, value) in [
+        ("memory_mib", q.memory_mib),
+        ("max_component_mib", q.max_component_mib),
+        ("max_state_mib", q.max_state_mib),
+        ("max_ingest_mib", q.max_ingest_mib),
+    ] {
         if value > MAX_QUOTA_MIB {
             return Err(ControlError::bad_request(
                 "invalid_quotas",

@@ -9,8 +9,9 @@ mod long_running;
 mod manifest;
 mod output;
 mod retention;
-pub use retention::Retention;
+pub use retention::{Retention, DEAD_LETTER_FILES};
 mod state_quota;
+mod watch;
 
 use super::redact::{checkpoint_name, redact};
 use super::{lock, tenant, Caller, ControlError, Platform, Tenant};
@@ -24,11 +25,12 @@ use manifest::{apply_quotas, serve_manifest};
 use serde::{Deserialize, Serialize};
 use state_quota::StateQuota;
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
+use watch::watch;
 
 /// How long a swap may take to reach its barrier and finish probation.
 const SWAP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -183,7 +185,7 @@ impl Running {
 pub(super) struct Pipelines {
     root: PathBuf,
     bounds: Bounds,
-    /// What each pipeline keeps of its output.
+    /// What each pipeline keeps of its output and dead letters.
     retention: Retention,
     running: Mutex<HashMap<String, Arc<Running>>>,
     journals: Mutex<HashMap<String, Arc<Journal>>>,
@@ -249,7 +251,7 @@ impl Pipelines {
     /// Builds and starts `row` (continuing from its newest checkpoint).
     fn start(&self, p: &Platform, t: &Tenant, row: &PipelineRow) -> Result<(), ControlError> {
         let dir = self.dir(&row.id);
-        let mut m = serve_manifest(&row.manifest, &dir, &row.steps, &self.bounds)?;
+        let mut m = serve_manifest(&row.manifest, &dir, &row.steps, &self.bounds, &self.retention)?;
         apply_quotas(&mut m, t)?;
         let job = Job::build(&m, &p.host, &p.catalog(&t.id), None).map_err(|e| match e {
             JobError::Failed(m) => ControlError::internal(m),
@@ -389,7 +391,7 @@ impl Pipelines {
             // bounds: a pipeline beyond a tightened bound keeps its functions.
             let running = lock(&self.running).get(&row.id).is_some_and(|r| lock(&r.current).values().any(|u| u == udf));
             let dir = self.dir(&row.id);
-            let stored = serve_manifest(&row.manifest, &dir, &row.steps, &Bounds::none())
+            let stored = serve_manifest(&row.manifest, &dir, &row.steps, &Bounds::none(), &self.retention)
                 .map(|m| {
                     m.udf_steps().any(|(_, u)| u.udf.to_string() == udf)
                         || m.timestamp_udf().is_some_and(|u| u.udf.to_string() == udf)
@@ -422,111 +424,6 @@ impl Pipelines {
     }
 }
 
-/// What a pipeline's watcher lets go after each checkpoint (see
-/// [`retention`]): the journal it has given back so far, and output.
-#[derive(Default)]
-struct Retaining {
-    upto: u64,
-    warned: bool,
-}
-
-impl Retaining {
-    /// After a completed checkpoint: frees the journal behind the oldest
-    /// retained one, and output beyond the retention.
-    fn after_checkpoint(&mut self, id: &str, dir: &Path, retention: Retention) {
-        retention::trim_output(&dir.join(manifest::OUTPUT), retention.output_bytes);
-        let path = dir.join(manifest::JOURNAL);
-        if !path.exists() {
-            return; // not an http source
-        }
-        let Some(floor) = retention::journal_floor(&dir.join(manifest::CHECKPOINTS)) else { return };
-        if floor <= self.upto {
-            return;
-        }
-        match retention::release_before(&path, floor) {
-            Ok(upto) => self.upto = self.upto.max(upto),
-            Err(e) if !self.warned => {
-                self.warned = true;
-                tracing::warn!(
-                    "pipeline {id}: cannot give back the ingest journal's replayed bytes (it is kept whole): {e}"
-                );
-            }
-            Err(_) => {}
-        }
-    }
-}
-
-/// Runs `job` on this thread, recording checkpoints and the end state; after
-/// each checkpoint, checks the tenant's state quota (see [`state_quota`]).
-fn watch(
-    id: &str,
-    dir: &Path,
-    retention: Retention,
-    job: Job,
-    r: &Arc<Running>,
-    db: &Arc<Db>,
-    quota: &dyn Fn(&Db) -> StateQuota,
-) {
-    let runner = std::thread::Builder::new().name(format!("weir-job-{id}")).spawn(move || job.run());
-    let handle = match runner {
-        Ok(h) => h,
-        Err(e) => {
-            *lock(&r.status) = ("failed".into(), Some(format!("cannot start a thread: {e}")));
-            return;
-        }
-    };
-    let mut recorded = 0u64;
-    let mut over_quota: Option<String> = None;
-    let mut retaining = Retaining::default();
-    let mut sync = || {
-        let p = r.controls.progress();
-        if p.latest_id > recorded {
-            if let Some(path) = &p.latest {
-                let kind = if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("savepoint")) {
-                    "savepoint"
-                } else {
-                    "checkpoint"
-                };
-                let _ =
-                    db.insert_checkpoint(id, p.latest_id, kind, &path.display().to_string(), p.last_ms, p.last_at_ms);
-                recorded = p.latest_id;
-                retaining.after_checkpoint(id, dir, retention);
-                if over_quota.is_none() {
-                    over_quota = quota(db).exceeded();
-                    if over_quota.is_some() {
-                        r.controls.abort.store(true, Ordering::SeqCst);
-                    }
-                }
-            }
-        }
-    };
-    while !handle.is_finished() {
-        sync();
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    sync();
-    let (status, error) = match handle.join() {
-        Ok(Ok(summary)) if summary.checkpoints.stopped_at.is_some() => ("stopped".to_string(), None),
-        Ok(Ok(_)) => ("finished".to_string(), None),
-        Ok(Err(JobError::Failed(m))) if m.contains("stopped on request") => ("stopped".to_string(), None),
-        Ok(Err(e)) => ("failed".to_string(), Some(e.to_string())),
-        Err(_) => ("failed".to_string(), Some("the pipeline's thread panicked".to_string())),
-    };
-    let (status, error, desired) = match over_quota {
-        // Not resumed at a restart: it would fill the disk again.
-        Some(reason) => ("failed".to_string(), Some(reason), "stopped"),
-        None => {
-            let desired = if status == "failed" { "running" } else { "stopped" };
-            (status, error, desired)
-        }
-    };
-    if let Some(e) = &error {
-        tracing::warn!("pipeline {id} failed: {e}");
-    }
-    let _ = db.set_pipeline_state(id, desired, &status, error.as_deref());
-    *lock(&r.status) = (status, error);
-}
-
 impl Platform {
     /// Creates and starts a pipeline from a manifest (YAML or JSON).
     pub fn create_pipeline(&self, caller: &Caller, text: &str) -> Result<PipelineView, ControlError> {
@@ -542,7 +439,7 @@ impl Platform {
         let id = format!("p-{}", super::random_hex(6)?);
         let dir = self.pipelines.dir(&id);
         // Everything is checked before anything is written.
-        let mut m = serve_manifest(text, &dir, "{}", &self.pipelines.bounds)?;
+        let mut m = serve_manifest(text, &dir, "{}", &self.pipelines.bounds, &self.pipelines.retention)?;
         apply_quotas(&mut m, t)?;
         let catalog = self.catalog(&t.id);
         for (label, u) in

@@ -264,6 +264,15 @@ impl Journal {
         Ok(())
     }
 
+    /// Whether a post under `key` at `now_ms` would append anything: a
+    /// retry of a post already taken (or a reused key) appends nothing, so
+    /// a quota on what the journal holds does not apply to it.
+    pub fn would_append(&self, key: Option<&IdempotencyKey>, now_ms: u64) -> bool {
+        let Some(k) = key else { return true };
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        matches!(inner.receipts.lookup(&k.key, &k.digest, now_ms, k.remember), Seen::New)
+    }
+
     /// Appends `records` (one per line; none may contain a newline) and
     /// makes them durable, at `now_ms`. Either all are appended and
     /// readable or, on error, none: the receipt is written first, and a

@@ -2,6 +2,7 @@
 //! where the server puts its files, and the tenant's quotas.
 
 use super::super::{mib_bytes, ControlError, Tenant};
+use super::retention::{Retention, DEAD_LETTER_FILES};
 use crate::manifest::{Bounds, Limits, Manifest, SourceKind, StateBackendKind};
 use crate::types::UdfRef;
 use serde_norway::{Mapping, Value};
@@ -20,10 +21,6 @@ pub const SERVE_SOURCES: [&str; 2] = ["http", "bids"];
 
 /// The ingest journal of an `http` source, in the pipeline's directory.
 pub(super) const JOURNAL: &str = "ingest.log";
-/// Dead letters are rotated past this size, with this many older files
-/// kept: at most 256 MiB of them per pipeline.
-const DEAD_LETTERS_ROTATE_MIB: u64 = 64;
-const DEAD_LETTERS_KEEP: u32 = 3;
 /// The committed output of the pipeline's sink, in its directory.
 pub(super) const OUTPUT: &str = "output";
 /// The pipeline's checkpoints and savepoints, in its directory.
@@ -50,7 +47,14 @@ fn check_source(source: Option<&Value>) -> Result<(), String> {
 /// Turns a submitted manifest into the one the server runs: only sources
 /// that need no access to the server's files (`http`, `bids`); the sink,
 /// dead letters, checkpoints and state in the pipeline's directory.
-pub(super) fn serve_manifest(text: &str, dir: &Path, steps: &str, bounds: &Bounds) -> Result<Manifest, ControlError> {
+/// Dead letters rotate as `retention` says.
+pub(super) fn serve_manifest(
+    text: &str,
+    dir: &Path,
+    steps: &str,
+    bounds: &Bounds,
+    retention: &Retention,
+) -> Result<Manifest, ControlError> {
     let bad = |m: String| ControlError::bad_request("invalid_manifest", m);
     let mut doc: Value = serde_norway::from_str(text).map_err(|e| bad(format!("not YAML or JSON: {e}")))?;
     let map = doc.as_mapping_mut().ok_or_else(|| bad("the manifest must be a mapping".into()))?;
@@ -82,8 +86,8 @@ pub(super) fn serve_manifest(text: &str, dir: &Path, steps: &str, bounds: &Bound
     let mut dl = Mapping::new();
     let mut dl_file = Mapping::new();
     dl_file.insert("path".into(), dir.join("dead-letters.jsonl").display().to_string().into());
-    dl_file.insert("rotate_mib".into(), DEAD_LETTERS_ROTATE_MIB.into());
-    dl_file.insert("keep".into(), DEAD_LETTERS_KEEP.into());
+    dl_file.insert("rotate_mib".into(), retention.dead_letters_rotate_mib().into());
+    dl_file.insert("keep".into(), (DEAD_LETTER_FILES - 1).into());
     dl.insert("file".into(), Value::Mapping(dl_file));
     map.insert("dead_letter".into(), Value::Mapping(dl));
     for (key, sub) in [("checkpoint", CHECKPOINTS), ("state", "state")] {
@@ -198,6 +202,7 @@ mod tests {
             dir,
             "{}",
             &Bounds::hosted(),
+            &Retention::default(),
         )
         .unwrap();
         assert!(matches!(&m.source.kind, SourceKind::Http { journal: Some(j) } if j == &dir.join("ingest.log")));
@@ -210,6 +215,14 @@ mod tests {
             keep: 3,
         };
         assert_eq!(m.dead_letter, rotating);
+        // The operator's retention: 40 MiB in four files of 10.
+        let small = Retention { dead_letters_mib: 40, ..Retention::default() };
+        let m = serve_manifest("name: a\nsource: { http: {} }\n", dir, "{}", &Bounds::hosted(), &small).unwrap();
+        assert!(
+            matches!(&m.dead_letter, crate::manifest::OutputSpec::Rotating { max_bytes, keep: 3, .. } if *max_bytes == 10 << 20),
+            "{:?}",
+            m.dead_letter
+        );
     }
 
     #[test]
@@ -217,12 +230,12 @@ mod tests {
         // librdkafka dlopens `plugin.library.paths` when the client is made,
         // and `brokers` would make the server connect wherever the tenant says.
         let text = "name: a\nsource:\n  kafka:\n    brokers: 10.0.0.1:9092\n    topic: t\n    group: g\n    properties: { plugin.library.paths: /data/pipelines/p-1/output/part-0.txt }\n";
-        let e = serve_manifest(text, Path::new("/d"), "{}", &Bounds::hosted()).unwrap_err();
+        let e = serve_manifest(text, Path::new("/d"), "{}", &Bounds::hosted(), &Retention::default()).unwrap_err();
         assert_eq!(e.kind, super::super::super::ErrorKind::BadRequest);
         assert!(e.message.starts_with("source.kafka: not available under `weir serve`"), "{e}");
         assert!(e.message.contains("sources available here: http, bids"), "{e}");
         for allowed in ["name: a\nsource: { http: {} }\n", "name: a\nsource: { bids: { count: 3 } }\n"] {
-            serve_manifest(allowed, Path::new("/d"), "{}", &Bounds::hosted())
+            serve_manifest(allowed, Path::new("/d"), "{}", &Bounds::hosted(), &Retention::default())
                 .unwrap_or_else(|e| panic!("{allowed}: {e}"));
         }
     }
@@ -242,7 +255,7 @@ mod tests {
             ("[1, 2]", "must be a mapping"),
             ("name: a\nsource: { http: {} }\nsteps: [ { map: { udf: nope } } ]\n", "steps[0]"),
         ] {
-            let e = serve_manifest(text, dir, "{}", &Bounds::hosted()).unwrap_err();
+            let e = serve_manifest(text, dir, "{}", &Bounds::hosted(), &Retention::default()).unwrap_err();
             assert_eq!(e.kind, super::super::super::ErrorKind::BadRequest);
             assert!(e.message.contains(expect), "{text}: {e}");
         }
@@ -252,9 +265,16 @@ mod tests {
     #[cfg(feature = "rocksdb")]
     fn state_in_the_servers_heap_is_refused_under_serve() {
         let text = "name: a\nsource: { http: {} }\nstate: { backend: memory }\n";
-        let e = serve_manifest(text, Path::new("/d"), "{}", &Bounds::hosted()).unwrap_err();
+        let e = serve_manifest(text, Path::new("/d"), "{}", &Bounds::hosted(), &Retention::default()).unwrap_err();
         assert!(e.message.starts_with("state.backend: `memory`"), "{e}");
-        let m = serve_manifest("name: a\nsource: { http: {} }\n", Path::new("/d"), "{}", &Bounds::hosted()).unwrap();
+        let m = serve_manifest(
+            "name: a\nsource: { http: {} }\n",
+            Path::new("/d"),
+            "{}",
+            &Bounds::hosted(),
+            &Retention::default(),
+        )
+        .unwrap();
         assert_eq!(m.state.backend, StateBackendKind::RocksDb);
     }
 }

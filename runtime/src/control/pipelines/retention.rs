@@ -15,6 +15,16 @@
 //! A filesystem that cannot punch holes keeps the journal whole (one
 //! warning in the log).
 //!
+//! **Savepoints** (a stop's, a server shutdown's, or asked for) are never
+//! pruned by the engine, and each holds a journal offset: kept for ever,
+//! every stop or server restart would pin its pipeline's journal (and its
+//! state files) for good, growing the tenant's disk with every byte posted
+//! since. Under `weir serve` a pipeline resumes from its *newest*
+//! checkpoint or savepoint and nothing can name an older one, so a
+//! savepoint older than every retained periodic checkpoint can never be
+//! restored again: it is superseded and removed, before the floor is
+//! computed.
+//!
 //! **Committed output** (`output/part-S-C.txt`, one file per subtask and
 //! checkpoint) is kept up to the server's `retention.output_mib` per
 //! pipeline: beyond it the oldest files go, never the newest. A reader's
@@ -24,16 +34,31 @@ use crate::checkpoint::{Metadata, SourcePosition};
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// What the server keeps of each pipeline's output (`retention` in its config file).
+/// What the server keeps of each pipeline's output and dead letters
+/// (`retention` in its config file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     /// Committed output kept per pipeline, bytes.
     pub output_bytes: u64,
+    /// Dead letters (and late records) kept per pipeline, MiB: the current
+    /// file and [`DEAD_LETTER_FILES`]` - 1` rotated ones, a quarter each.
+    pub dead_letters_mib: u64,
+}
+
+/// Files the dead letters of a pipeline are kept in (the current one and
+/// the rotated ones).
+pub const DEAD_LETTER_FILES: u64 = 4;
+
+impl Retention {
+    /// Where the dead-letter file rotates, MiB.
+    pub(super) fn dead_letters_rotate_mib(&self) -> u64 {
+        (self.dead_letters_mib / DEAD_LETTER_FILES).max(1)
+    }
 }
 
 impl Default for Retention {
     fn default() -> Self {
-        Retention { output_bytes: 256 << 20 }
+        Retention { output_bytes: 256 << 20, dead_letters_mib: 256 }
     }
 }
 
@@ -84,6 +109,42 @@ pub(super) fn journal_floor(checkpoints: &Path) -> Option<u64> {
         }
     }
     floor
+}
+
+/// The id of a complete checkpoint (`chk-N`) or savepoint (`savepoint-N`)
+/// directory name; checkpoints and savepoints share one counter.
+fn complete_id(name: &str) -> Option<(u64, bool)> {
+    if name.ends_with(".inprogress") {
+        return None;
+    }
+    if let Some(n) = name.strip_prefix("chk-") {
+        return Some((n.parse().ok()?, false));
+    }
+    Some((name.strip_prefix("savepoint-")?.parse().ok()?, true))
+}
+
+/// Removes the savepoints under `checkpoints` older than its oldest
+/// complete periodic checkpoint, once there are two of them (the engine
+/// retains two); returns how many went.
+pub(super) fn remove_superseded_savepoints(checkpoints: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(checkpoints) else { return 0 };
+    let found: Vec<(u64, bool, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let (id, savepoint) = complete_id(&e.file_name().to_string_lossy())?;
+            Some((id, savepoint, e.path()))
+        })
+        .collect();
+    let checkpoints: Vec<u64> = found.iter().filter(|(_, savepoint, _)| !savepoint).map(|(id, _, _)| *id).collect();
+    // Both retained checkpoints, so one that proves unreadable leaves another.
+    let Some(oldest_checkpoint) = checkpoints.iter().min().filter(|_| checkpoints.len() >= 2).copied() else {
+        return 0;
+    };
+    found
+        .iter()
+        .filter(|(id, savepoint, _)| *savepoint && *id < oldest_checkpoint)
+        .filter(|(_, _, path)| std::fs::remove_dir_all(path).is_ok())
+        .count()
 }
 
 /// Frees the blocks of `journal` before `floor` (whole blocks only);
@@ -158,6 +219,41 @@ mod tests {
         assert_eq!(trim_output(dir.path(), 0), 2, "never the newest");
         assert!(dir.path().join("part-0-12.txt").exists() && dir.path().join(".part-0.inprogress").exists());
         assert_eq!(trim_output(dir.path(), 0), 0);
+    }
+
+    /// The bug: every stop and every server shutdown left a savepoint that
+    /// was never pruned, pinning the journal behind its offset for good.
+    #[test]
+    fn a_savepoint_older_than_every_retained_checkpoint_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = [
+            "savepoint-0000000002",
+            "chk-0000000005",
+            "savepoint-0000000006",
+            "chk-0000000007",
+            "chk-0000000008.inprogress",
+            "savepoint-0000000009",
+        ];
+        for name in names {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        assert_eq!(remove_superseded_savepoints(dir.path()), 1);
+        let mut left: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name().into_string().unwrap()).collect();
+        left.sort();
+        let mut want: Vec<String> = names[1..].iter().map(|n| n.to_string()).collect();
+        want.sort();
+        assert_eq!(left, want, "newer ones stay");
+        // Only savepoints (a stopped pipeline's resume point), or one
+        // checkpoint after them (it may prove unreadable): nothing goes.
+        let only = tempfile::tempdir().unwrap();
+        std::fs::create_dir(only.path().join("savepoint-0000000003")).unwrap();
+        assert_eq!(remove_superseded_savepoints(only.path()), 0);
+        std::fs::create_dir(only.path().join("chk-0000000004")).unwrap();
+        assert_eq!(remove_superseded_savepoints(only.path()), 0);
+        std::fs::create_dir(only.path().join("chk-0000000005")).unwrap();
+        assert_eq!(remove_superseded_savepoints(only.path()), 1);
+        assert_eq!(remove_superseded_savepoints(&only.path().join("missing")), 0);
     }
 
     #[test]
