@@ -4,7 +4,7 @@ records over HTTP with idempotency keys while the server is killed with
 SIGKILL every ~30 s and started again on its data directory. At the end
 every acknowledged record must be in its pipeline's output exactly once.
 
-    bench/soak.py [MINUTES] [TENANTS] [PIPELINES_PER_TENANT]
+    bench/soak.py [MINUTES] [TENANTS] [PIPELINES_PER_TENANT] [KEYS]
 
 Defaults: 10 minutes, 20 tenants, 5 pipelines each (100 pipelines of
 `http -> map tag@1 -> output`, tests/guests/tag-one built by
@@ -12,7 +12,11 @@ scripts/build-udfs). Each tenant has one client thread that posts batches
 of 50 records to its pipelines in turn, each batch under its own
 `Idempotency-Key` and re-sent with that key until it is acknowledged
 (connection refused or reset while the server is down, 5xx, 429). Kills
-come at random 20-40 s apart. Prints the kills, the throughput, the disk
+come at random 20-40 s apart. Each pipeline remembers its newest KEYS
+idempotency keys (default 1000, the server's `ingest.idempotency_keys`;
+its own default is 10,000): a receipt is ~170 bytes on disk, so the
+receipts level off once a pipeline has seen that many posts, within the
+run at 1000. Prints the kills, the throughput, the disk
 by minute (to read: everything but the output should level off, the output
 grows until `retention.output_mib`) and the verdict; exits 1 if a record
 was lost or duplicated."""
@@ -24,6 +28,7 @@ from weirserve import ROOT, Server
 MINUTES = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
 TENANTS = int(sys.argv[2]) if len(sys.argv) > 2 else 20
 PER_TENANT = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+KEYS = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
 BATCH = 50
 GUEST = os.path.join(ROOT, "udf-examples/dist/test/tag-one@1.wasm")
 MANIFEST = "name: soak-{i}\nsource: {{ http: {{ format: lines }} }}\nsteps:\n  - map: {{ udf: tag@1 }}\n"
@@ -31,7 +36,10 @@ MANIFEST = "name: soak-{i}\nsource: {{ http: {{ format: lines }} }}\nsteps:\n  -
 
 class Soak:
     def __init__(self):
-        self.server = Server()
+        config = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"weir-soak-{os.getpid()}.yaml")
+        with open(config, "w") as f:
+            f.write(f"ingest: {{ idempotency_keys: {KEYS} }}\n")
+        self.server = Server(flags=("--config", config))
         self.url = self.server.url
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -115,8 +123,8 @@ def main():
         pids = [server.pipeline(token, MANIFEST.format(i=i)) for i in range(PER_TENANT)]
         tenants.append((token, pids))
         soak.acked.update({pid: 0 for pid in pids})
-    print(f"{TENANTS} tenants x {PER_TENANT} pipelines, batches of {BATCH} records, "
-          f"SIGKILL every 20-40 s for {MINUTES:g} min; data in {server.data}", flush=True)
+    print(f"{TENANTS} tenants x {PER_TENANT} pipelines, batches of {BATCH} records, {KEYS} idempotency keys "
+          f"per pipeline, SIGKILL every 20-40 s for {MINUTES:g} min; data in {server.data}", flush=True)
     threads = [threading.Thread(target=soak.client, args=t, daemon=True) for t in tenants]
     start = time.monotonic()
     [t.start() for t in threads]
