@@ -23,6 +23,21 @@ pub trait Committer: Send {
     fn recover(&self, id: u64) -> io::Result<()>;
 }
 
+/// A sink with nothing to commit (standard output, at-least-once Kafka).
+pub struct NothingToCommit;
+
+impl Committer for NothingToCommit {
+    fn commit(&self, _id: u64) -> io::Result<()> {
+        Ok(())
+    }
+    fn commit_end(&self, _id: u64) -> io::Result<()> {
+        Ok(())
+    }
+    fn recover(&self, _id: u64) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// What a pipeline's checkpoints must agree on to be restored.
 #[derive(Debug, Clone)]
 pub struct Shape {

@@ -2,9 +2,8 @@
 //! what to continue from, settle the sink's output of the previous run, and
 //! prepare RocksDB's working directory.
 
-use super::planner::Durability;
 use super::JobError;
-use crate::checkpoint::store::{self, Restorable, Shape};
+use crate::checkpoint::store::{self, NothingToCommit, Restorable, Shape};
 use crate::checkpoint::{Committer, Store, Timing};
 use crate::connector::sink::DirCommitter;
 use crate::manifest::{Manifest, SinkSpec};
@@ -12,19 +11,14 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// A sink with nothing to commit (standard output: at least once).
-pub(super) struct NothingToCommit;
-
-impl Committer for NothingToCommit {
-    fn commit(&self, _id: u64) -> io::Result<()> {
-        Ok(())
-    }
-    fn commit_end(&self, _id: u64) -> io::Result<()> {
-        Ok(())
-    }
-    fn recover(&self, _id: u64) -> io::Result<()> {
-        Ok(())
-    }
+/// What a run continues from, and where its state lives.
+pub(super) struct Durability {
+    /// The checkpoint or savepoint to continue from.
+    pub restore: Option<Restorable>,
+    /// Working directory of RocksDB state.
+    pub work_dir: PathBuf,
+    /// Checkpoints: where, and when.
+    pub checkpointing: Option<(Store, Timing)>,
 }
 
 /// Held for the whole run: one process per checkpoint directory.

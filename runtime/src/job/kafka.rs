@@ -123,7 +123,7 @@ pub(super) fn committer(
         Delivery::ExactlyOnce => {
             Ok(Box::new(KafkaPublisher::open(&staging_dir(checkpoints), spec, &m.name).map_err(JobError::Output)?))
         }
-        Delivery::AtLeastOnce => Ok(Box::new(super::durability::NothingToCommit)),
+        Delivery::AtLeastOnce => Ok(Box::new(crate::checkpoint::store::NothingToCommit)),
     }
 }
 

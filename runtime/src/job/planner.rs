@@ -9,9 +9,10 @@
 //! rebalances raw lines to the first segment's subtasks.
 
 use super::catalog::UdfCatalog;
+use super::durability::Durability;
 use super::JobError;
 use crate::checkpoint::store::Restorable;
-use crate::checkpoint::{SourcePosition, Store, Timing};
+use crate::checkpoint::SourcePosition;
 use crate::connector::bids::BidSource;
 use crate::connector::dead_letter::DeadLetterWriter;
 use crate::connector::file_source::{open_ranges, open_splits, CsvHeader};
@@ -95,16 +96,6 @@ type Instances = HashMap<usize, Vec<(WasmUdf, Option<Arc<ProcessAccess>>)>>;
 
 fn ms(d: Duration) -> i64 {
     d.as_millis() as i64
-}
-
-/// What a run continues from, and where its state lives.
-pub(super) struct Durability {
-    /// The checkpoint or savepoint to continue from.
-    pub restore: Option<Restorable>,
-    /// Working directory of RocksDB state.
-    pub work_dir: PathBuf,
-    /// Checkpoints: where, and when.
-    pub checkpointing: Option<(Store, Timing)>,
 }
 
 /// The key groups subtask `subtask` of `parallelism` owns: those whose

@@ -6,9 +6,7 @@ use super::component::{check, check_preamble, LoadError, LoadedComponent};
 use super::deadline::bound_wasi_waits;
 use super::footprint::{check_footprint, InstanceCaps, Refused};
 use super::host_state::HostState;
-use super::instance::{InstanceSpec, WasmUdf};
 use super::lru::Lru;
-use crate::manifest::FunctionKind;
 use crate::types::UdfRef;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
@@ -168,18 +166,6 @@ impl WasmHost {
         }
         inner.compiled.lock().unwrap_or_else(PoisonError::into_inner).insert(hash, component.clone());
         Ok((component, true))
-    }
-
-    /// A running instance of `component` for one subtask of a `kind` step;
-    /// `init` has been called with the step's parameters.
-    pub fn instantiate(
-        &self,
-        component: &Arc<LoadedComponent>,
-        kind: FunctionKind,
-        spec: InstanceSpec,
-    ) -> Result<WasmUdf, String> {
-        component.check_kind(kind).map_err(|e| e.to_string())?;
-        WasmUdf::start(self.clone(), component.clone(), kind, spec)
     }
 
     pub(crate) fn engine(&self) -> &Engine {

@@ -78,6 +78,22 @@ pub struct WasmUdf {
     peak_memory: u64,
 }
 
+impl WasmHost {
+    /// A running instance of `component` for one subtask of a `kind` step;
+    /// `init` has been called with the step's parameters. (Here rather than
+    /// in `engine`, so the engine does not know its instances: the two files
+    /// used to import each other.)
+    pub fn instantiate(
+        &self,
+        component: &Arc<LoadedComponent>,
+        kind: FunctionKind,
+        spec: InstanceSpec,
+    ) -> Result<WasmUdf, String> {
+        component.check_kind(kind).map_err(|e| e.to_string())?;
+        WasmUdf::start(self.clone(), component.clone(), kind, spec)
+    }
+}
+
 impl WasmUdf {
     /// Instantiates and initialises; fails with the reason if `init` refuses.
     pub(crate) fn start(
