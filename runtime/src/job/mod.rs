@@ -10,6 +10,8 @@ mod catalog;
 mod durability;
 mod kafka;
 mod planner;
+mod sinks;
+mod sources;
 pub mod worker;
 
 pub use catalog::{UdfCatalog, UdfDirs};

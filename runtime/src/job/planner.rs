@@ -10,20 +10,16 @@
 
 use super::catalog::UdfCatalog;
 use super::durability::Durability;
+use super::sinks::{open_side_output, open_sinks, sink_label};
+use super::sources::{open_source, source_label};
 use super::JobError;
 use crate::checkpoint::store::Restorable;
-use crate::checkpoint::SourcePosition;
-use crate::connector::bids::BidSource;
 use crate::connector::dead_letter::DeadLetterWriter;
-use crate::connector::file_source::{open_ranges, open_splits, CsvHeader};
-use crate::connector::journal::JournalSource;
-use crate::connector::lines::HeaderSlot;
-use crate::connector::sink::{FileSink, SharedOutput, SharedSink, StagedFileSink};
-use crate::connector::{now_ms, stream_source, Sink, Source};
+use crate::connector::{now_ms, Source};
 use crate::exec::{ChainOp, CheckpointPlan, EdgeKind, EventTimePlan, Plan, StagePlan, SubtaskInput, SubtaskPlan};
 use crate::manifest::{
-    AggregateSpec, EventTimeSpec, Format, KeyBySpec, Manifest, OutputSpec, SinkSpec, SourceKind, Splits,
-    StateBackendKind, StepKind, StepSpec, TimeMode, TimestampSource, UdfStepSpec, WindowKind, WindowStepSpec,
+    AggregateSpec, EventTimeSpec, KeyBySpec, Manifest, SourceKind, StateBackendKind, StepKind, StepSpec, TimeMode,
+    TimestampSource, UdfStepSpec, WindowKind, WindowStepSpec,
 };
 use crate::operator::decode::{CsvColumns, Decode, SharedOrigins, TimestampCheck};
 use crate::operator::key_by::{KeyByField, RequireKey};
@@ -42,11 +38,9 @@ use crate::types::UdfRef;
 use crate::wasm::{InstanceSpec, LoadedComponent, WasmHost, WasmUdf};
 use crate::window::{Assigner, CountSpec};
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
 use std::ops::Range;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Batches buffered per channel.
@@ -537,255 +531,4 @@ impl ChainBuilder<'_> {
             WindowKind::Global { every } => Box::new(GlobalWindows::new(every, aggregation, state, cx)),
         })
     }
-}
-
-fn source_label(m: &Manifest) -> String {
-    let format = match &m.source.format {
-        Format::Lines => "lines",
-        Format::Json => "json",
-        Format::Csv(_) => "csv",
-    };
-    match &m.source.kind {
-        SourceKind::File { path, .. } => format!("source file {} ({format})", path.display()),
-        SourceKind::Stdin => format!("source stdin ({format})"),
-        SourceKind::Socket { address } => format!("source socket {address} ({format})"),
-        SourceKind::Bids { seed, .. } => format!("source bids seed {seed}"),
-        SourceKind::Http { .. } => format!("source http ({format})"),
-        SourceKind::Kafka(k) => format!("source kafka {} ({format})", k.topic),
-    }
-}
-
-fn sink_label(s: &SinkSpec) -> String {
-    match s {
-        SinkSpec::File { path, .. } => format!("sink file {}", path.display()),
-        SinkSpec::Dir { dir, .. } => format!("sink dir {}", dir.display()),
-        SinkSpec::Stdout { .. } => "sink stdout".to_string(),
-        SinkSpec::Kafka(k) => format!("sink kafka {}", k.topic),
-    }
-}
-
-fn open_source(
-    m: &Manifest,
-    columns: &CsvColumns,
-    restore: Option<&Restorable>,
-) -> Result<super::kafka::Opened, JobError> {
-    if let SourceKind::Kafka(spec) = &m.source.kind {
-        return super::kafka::open_source(m, spec, restore);
-    }
-    let opened = open_other_source(m, columns, restore)?;
-    Ok((opened, Vec::new()))
-}
-
-fn open_other_source(
-    m: &Manifest,
-    columns: &CsvColumns,
-    restore: Option<&Restorable>,
-) -> Result<Vec<Box<dyn Source>>, JobError> {
-    let p = m.parallelism;
-    let skip_blank = m.source.format != Format::Lines;
-    let csv = match &m.source.format {
-        Format::Csv(c) => {
-            if let Some(cols) = &c.columns {
-                let _ = columns.set(cols.clone());
-            }
-            Some(c)
-        }
-        _ => None,
-    };
-    let slot = || csv.filter(|c| c.header).map(|c| HeaderSlot { columns: columns.clone(), delimiter: c.delimiter });
-    let source_err = |e: io::Error| JobError::Source(e.to_string());
-    if let Some(r) = restore {
-        return resume_source(m, columns, r, skip_blank);
-    }
-    Ok(match &m.source.kind {
-        SourceKind::File { path, splits } => {
-            // Stateful pipelines read a file with one reader, so event time
-            // advances evenly instead of one split racing ahead.
-            let n = match splits {
-                Splits::Auto if m.is_stateful() => 1,
-                Splits::Auto => p,
-                Splits::Count(n) => *n,
-            };
-            // With explicit columns the slot is already filled: the header line is skipped, its names ignored.
-            let header =
-                csv.filter(|c| c.header).map(|c| CsvHeader { columns: columns.clone(), delimiter: c.delimiter });
-            open_splits(path, n, skip_blank, header)
-                .map_err(source_err)?
-                .into_iter()
-                .map(|s| Box::new(s) as Box<dyn Source>)
-                .collect()
-        }
-        SourceKind::Stdin => vec![Box::new(stream_source::stdin(skip_blank, slot()))],
-        SourceKind::Http { journal } => {
-            vec![Box::new(JournalSource::open(journal_path(journal)?, 0, skip_blank, slot()).map_err(source_err)?)]
-        }
-        SourceKind::Socket { address } => {
-            vec![Box::new(stream_source::socket(address, skip_blank, slot()).map_err(source_err)?)]
-        }
-        // Generator splits interleave event indices, so they advance together in event time.
-        SourceKind::Bids { seed, count, rate } => {
-            (0..p).map(|i| Box::new(BidSource::new(*seed, *count, *rate, i, p)) as Box<dyn Source>).collect()
-        }
-        SourceKind::Kafka(spec) => super::kafka::open_source(m, spec, None)?.0,
-    })
-}
-
-/// The sources of a restored pipeline: one per split with input left (at
-/// least one, so the stage exists).
-fn resume_source(
-    m: &Manifest,
-    columns: &CsvColumns,
-    r: &Restorable,
-    skip_blank: bool,
-) -> Result<Vec<Box<dyn Source>>, JobError> {
-    let mismatch = |what: &str| {
-        JobError::Restore(format!(
-            "{} recorded a {what} source position; the manifest's source is another kind",
-            r.dir.display()
-        ))
-    };
-    let source_err = |e: io::Error| JobError::Source(e.to_string());
-    match &m.source.kind {
-        SourceKind::File { path, .. } => {
-            let mut ranges = Vec::new();
-            for pos in &r.metadata.sources {
-                match pos {
-                    SourcePosition::File { offset, end } if offset < end => ranges.push((*offset, *end)),
-                    SourcePosition::File { .. } => {}
-                    SourcePosition::Bids { .. } => return Err(mismatch("bids")),
-                    SourcePosition::Kafka { .. } => return Err(mismatch("kafka")),
-                }
-            }
-            if ranges.is_empty() {
-                ranges.push((0, 0));
-            }
-            if let Format::Csv(c) = &m.source.format {
-                if c.header && c.columns.is_none() {
-                    // The header names the columns: read it again.
-                    let header = CsvHeader { columns: columns.clone(), delimiter: c.delimiter };
-                    open_splits(path, 1, skip_blank, Some(header)).map_err(source_err)?;
-                }
-            }
-            Ok(open_ranges(path, &ranges, skip_blank)
-                .map_err(source_err)?
-                .into_iter()
-                .map(|s| Box::new(s) as Box<dyn Source>)
-                .collect())
-        }
-        SourceKind::Bids { seed, count, rate } => {
-            let mut out: Vec<Box<dyn Source>> = Vec::new();
-            for pos in &r.metadata.sources {
-                match pos {
-                    SourcePosition::Bids { next, stride } if *next < count.unwrap_or(u64::MAX) => {
-                        out.push(Box::new(BidSource::resume(*seed, *count, *rate, *next, *stride)));
-                    }
-                    SourcePosition::Bids { .. } => {}
-                    SourcePosition::File { .. } => return Err(mismatch("file")),
-                    SourcePosition::Kafka { .. } => return Err(mismatch("kafka")),
-                }
-            }
-            if out.is_empty() {
-                out.push(Box::new(BidSource::resume(*seed, Some(0), None, 0, 1)));
-            }
-            Ok(out)
-        }
-        SourceKind::Http { journal } => {
-            let offset = match r.metadata.sources.first() {
-                Some(SourcePosition::File { offset, .. }) => *offset,
-                Some(SourcePosition::Bids { .. }) => return Err(mismatch("bids")),
-                Some(SourcePosition::Kafka { .. }) => return Err(mismatch("kafka")),
-                None => 0,
-            };
-            let slot = match &m.source.format {
-                Format::Csv(c) if c.header && c.columns.is_none() => {
-                    return Err(JobError::Restore(
-                        "a CSV header cannot be re-read from an http source; give `columns`".into(),
-                    ))
-                }
-                _ => None,
-            };
-            Ok(vec![Box::new(
-                JournalSource::open(journal_path(journal)?, offset, skip_blank, slot).map_err(source_err)?,
-            )])
-        }
-        SourceKind::Stdin | SourceKind::Socket { .. } => {
-            Err(JobError::Restore("stdin and socket sources cannot resume".into()))
-        }
-        SourceKind::Kafka(spec) => super::kafka::open_source(m, spec, Some(r)).map(|(s, _)| s),
-    }
-}
-
-fn journal_path(journal: &Option<PathBuf>) -> Result<&Path, JobError> {
-    journal.as_deref().ok_or_else(|| {
-        JobError::Source(
-            "an http source receives records posted to `weir serve`; `weir run` has no HTTP endpoint".into(),
-        )
-    })
-}
-
-fn create(path: &std::path::Path, append: bool) -> Result<File, JobError> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| JobError::Output(format!("cannot create {}: {e}", parent.display())))?;
-    }
-    let mut open = std::fs::OpenOptions::new();
-    open.create(true).write(true);
-    if append {
-        open.append(true);
-    } else {
-        open.truncate(true);
-    }
-    open.open(path).map_err(|e| JobError::Output(format!("cannot create {}: {e}", path.display())))
-}
-
-fn open_side_output(spec: &OutputSpec, append: bool) -> Result<Box<dyn Write + Send>, JobError> {
-    Ok(match spec {
-        OutputSpec::File(path) => Box::new(create(path, append)?),
-        OutputSpec::Rotating { path, max_bytes, keep } => {
-            // Created or truncated as a plain file is, then appended to.
-            drop(create(path, append)?);
-            Box::new(
-                crate::connector::rotating::RotatingFile::open(path, *max_bytes, *keep)
-                    .map_err(|e| JobError::Output(format!("cannot open {}: {e}", path.display())))?,
-            )
-        }
-        OutputSpec::Stdout => Box::new(io::stdout()),
-        OutputSpec::Stderr => Box::new(io::stderr()),
-    })
-}
-
-/// The sink's subtasks; `checkpoints` is the checkpoint directory of a checkpointed run.
-fn open_sinks(m: &Manifest, checkpoints: Option<&Path>) -> Result<Vec<Box<dyn Sink>>, JobError> {
-    let (spec, parallelism, staged) = (&m.sink, m.parallelism, checkpoints.is_some());
-    let shared = |out: Box<dyn Write + Send>, format, flush_each| -> Vec<Box<dyn Sink>> {
-        let out: SharedOutput = Arc::new(Mutex::new(out));
-        (0..parallelism).map(|_| Box::new(SharedSink::new(out.clone(), format, flush_each)) as Box<dyn Sink>).collect()
-    };
-    Ok(match spec {
-        SinkSpec::Dir { dir, format } => {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| JobError::Output(format!("cannot create {}: {e}", dir.display())))?;
-            let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-            for i in 0..parallelism {
-                let sink: Box<dyn Sink> = if staged {
-                    Box::new(StagedFileSink::create(dir, i, *format).map_err(|e| JobError::Output(e.to_string()))?)
-                } else {
-                    Box::new(
-                        FileSink::create(&dir.join(format!("part-{i}.txt")), *format)
-                            .map_err(|e| JobError::Output(e.to_string()))?,
-                    )
-                };
-                sinks.push(sink);
-            }
-            sinks
-        }
-        SinkSpec::File { path, format } => {
-            shared(Box::new(BufWriter::with_capacity(1 << 20, create(path, false)?)), *format, false)
-        }
-        SinkSpec::Stdout { format } => shared(Box::new(io::stdout()), *format, true),
-        SinkSpec::Kafka(spec) => {
-            let staging = checkpoints.map(super::kafka::staging_dir);
-            super::kafka::open_sinks(m, spec, staging.as_deref())?
-        }
-    })
 }
