@@ -194,6 +194,13 @@ fn typed_or_default<T: for<'de> Deserialize<'de> + Default>(value: Value, at: &s
 }
 
 /// Splits `map` into the one key of `kinds` it must have and the rest.
+/// A kind that [`one_kind`] admitted but no arm parses: the list of kinds
+/// and the parser disagree. An error rather than a fallback arm, which used
+/// to parse such a kind silently as bids, stdout, stderr or a window.
+fn unlisted(at: &str, kind: &str) -> ManifestError {
+    ManifestError::new(at, format!("`{kind}` is listed as a kind but this build cannot parse it"))
+}
+
 fn one_kind(map: &Mapping, kinds: &[&str], extra: &[&str], at: &str, what: &str) -> Result<(String, Value)> {
     let mut found = None;
     for (k, v) in map {
@@ -513,7 +520,7 @@ fn source(map: &Mapping, base: &Path, limits: Limits) -> Result<SourceSpec> {
             let s: RawStream = typed_or_default(v, &at)?;
             (SourceKind::Http { journal: None }, format(s.format.as_deref(), s.csv, Format::Json, &at)?)
         }
-        _ => {
+        "bids" => {
             let b: RawBids = typed_or_default(v, &at)?;
             if b.rate == Some(0) {
                 return Err(ManifestError::new(
@@ -523,6 +530,7 @@ fn source(map: &Mapping, base: &Path, limits: Limits) -> Result<SourceSpec> {
             }
             (SourceKind::Bids { seed: b.seed.unwrap_or(42), count: b.count, rate: b.rate }, Format::Json)
         }
+        other => return Err(unlisted(&at, other)),
     };
     let event_time = match get(map, "event_time") {
         None => {
@@ -643,7 +651,8 @@ fn step(index: usize, v: Value, defaults: Limits, event_time: bool) -> Result<St
             let function = match kind.as_str() {
                 "map" => FunctionKind::Map,
                 "filter" => FunctionKind::Filter,
-                _ => FunctionKind::FlatMap,
+                "flat_map" => FunctionKind::FlatMap,
+                other => return Err(unlisted(&inner, other)),
             };
             let r: RawUdfStep = typed(body, &inner)?;
             StepKind::Udf(udf_step(function, &r.udf, r.params, r.on_error.as_deref(), r.limits, defaults, &inner)?)
@@ -700,7 +709,7 @@ fn step(index: usize, v: Value, defaults: Limits, event_time: bool) -> Result<St
                 &inner,
             )?)
         }
-        _ => {
+        "window" => {
             let Some(aggregate) = get(&map, "aggregate") else {
                 return Err(ManifestError::new(
                     &at,
@@ -710,6 +719,7 @@ fn step(index: usize, v: Value, defaults: Limits, event_time: bool) -> Result<St
             let aggregate = aggregate_spec(aggregate.clone(), defaults, &format!("{at}.aggregate"))?;
             StepKind::Window(window(body, aggregate, event_time, &inner)?)
         }
+        other => return Err(unlisted(&inner, other)),
     };
     if get(&map, "aggregate").is_some() && !matches!(kind, StepKind::Window(_)) {
         return Err(ManifestError::new(format!("{at}.aggregate"), "`aggregate` belongs to a `window` step"));
@@ -764,10 +774,11 @@ fn sink(map: &Mapping, base: &Path) -> Result<SinkSpec> {
             }
         }
         "kafka" => kafka::sink(v, &at),
-        _ => {
+        "stdout" => {
             let s: RawStdout = typed_or_default(v, &at)?;
             Ok(SinkSpec::Stdout { format: output_format(s.format.as_deref(), &at)? })
         }
+        other => Err(unlisted(&at, other)),
     }
 }
 
@@ -791,9 +802,10 @@ fn side_output(map: &Mapping, base: &Path, at: &str) -> Result<OutputSpec> {
             typed_or_default::<RawNothing>(v, &inner)?;
             Ok(OutputSpec::Stdout)
         }
-        _ => {
+        "stderr" => {
             typed_or_default::<RawNothing>(v, &inner)?;
             Ok(OutputSpec::Stderr)
         }
+        other => Err(unlisted(&inner, other)),
     }
 }
