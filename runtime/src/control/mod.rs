@@ -501,7 +501,7 @@ mod tests {
     #[test]
     fn quotas_in_mib_too_large_for_bytes_are_refused() {
         // 2^44 MiB is 2^64 bytes: it used to wrap to a cap of 0 bytes.
-        for name in ["memory_mib", "max_component_mib", "max_state_mib"] {
+        for name in ["memory_mib", "max_component_mib", "max_state_mib", "max_ingest_mib"] {
             let e = quotas_changed(Quotas::default(), changes(json!({ name: 1u64 << 44 }))).unwrap_err();
             assert_eq!(e.code, "invalid_quotas", "{name}: {e}");
             assert!(e.message.contains(name), "{e}");
